@@ -1,0 +1,103 @@
+#include "ctx_submit.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "options.h"
+#include "optparse.h"
+#include "plugin.h"
+
+int pl_submit_init(spank_t sp, int ac, char **av)
+{
+	pl_plugin_load(ac, av);
+	return pl_options_register(sp);
+}
+
+/* A relative path is the user's, relative to where they typed it; one that
+ * srun inherited from #SBATCH/salloc is relative to where the job was submitted. */
+static int submit_base_dir(const char *raw, char *buf, size_t len)
+{
+	const char *submit_dir = getenv("SLURM_SUBMIT_DIR");
+
+	if (submit_dir && submit_dir[0] == '/' && pl_options_inherited("pybundle", raw)) {
+		if (strlen(submit_dir) >= len)
+			return -1;
+		strcpy(buf, submit_dir);
+		return 0;
+	}
+	return getcwd(buf, len) ? 0 : -1;
+}
+
+/* The environment carries the value to every step (inner sruns included) and
+ * the job control environment carries it to the prolog and epilog. */
+static int hand_on(spank_t sp, const char *job_control_name, const char *env_name,
+		   const char *value)
+{
+	spank_err_t rc;
+
+	if (setenv(env_name, value, 1) < 0) {
+		pl_error_errno(errno, "cannot set %s", env_name);
+		return -1;
+	}
+	rc = spank_job_control_setenv(sp, job_control_name, value, 1);
+	if (rc != ESPANK_SUCCESS)
+		pl_verbose("%s not handed to the prolog: %s", job_control_name, spank_strerror(rc));
+	return 0;
+}
+
+static int hand_on_pybundle(spank_t sp, const char *raw)
+{
+	char base[PATH_MAX];
+	char err[PL_ERRLEN];
+	struct pl_bundle_list list;
+	char *joined = NULL;
+	int rc = -1;
+
+	if (submit_base_dir(raw, base, sizeof(base)) < 0) {
+		pl_error_errno(errno, "--pybundle: cannot determine the current directory");
+		return -1;
+	}
+	if (pl_bundle_list_parse(raw, base, &list, err, sizeof(err)) < 0) {
+		pl_error("%s", err);
+		return -1;
+	}
+	joined = pl_bundle_list_join(&list);
+	if (!joined) {
+		pl_error("--pybundle: out of memory");
+		goto out;
+	}
+	pl_verbose("--pybundle=%s", joined);
+	rc = hand_on(sp, PL_JOB_CONTROL_PYBUNDLE, PL_ENV_PYBUNDLE, joined);
+out:
+	free(joined);
+	pl_bundle_list_free(&list);
+	return rc;
+}
+
+int pl_submit_post_opt(spank_t sp)
+{
+	const struct pl_request *req = pl_options_request();
+	const char *config_error = pl_plugin_config_error();
+
+	if (config_error) {
+		/* A broken site file must be seen, but must not stop jobs that do
+		 * not use pylaunch; those that do are refused before queueing. */
+		pl_error("site configuration: %s", config_error);
+		if (pl_options_used()) {
+			pl_error("--pybundle/--pymonitor cannot be honoured until the site "
+				 "configuration is fixed");
+			return -1;
+		}
+		return 0;
+	}
+	if (req->pybundle && hand_on_pybundle(sp, req->pybundle) < 0)
+		return -1;
+	if (req->pymonitor_given && hand_on(sp, PL_JOB_CONTROL_PYMONITOR, PL_ENV_PYMONITOR,
+					    req->pymonitor ? "yes" : "no") < 0)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,89 @@
+/* pylaunch: SPANK entry points. A thin dispatcher: each context has a file. */
+#include <slurm/spank.h>
+
+#include "ctx_job_script.h"
+#include "ctx_remote.h"
+#include "ctx_submit.h"
+#include "log.h"
+#include "options.h"
+#include "plugin.h"
+
+SPANK_PLUGIN(pylaunch, 1)
+
+/* slurmd context: nothing to do for a job, but a broken site file is worth a
+ * line in the slurmd log at start-up. Never fail here: a required plugin that
+ * fails in slurmd stops slurmd. */
+static int slurmd_init(spank_t sp, int ac, char **av)
+{
+	pl_plugin_load(ac, av);
+	pl_plugin_check_slurm_version(sp);
+	if (pl_plugin_config_error())
+		pl_error("site configuration: %s", pl_plugin_config_error());
+	else
+		pl_info("loaded; site configuration %s", pl_plugin_config()->source);
+	return 0;
+}
+
+int slurm_spank_init(spank_t sp, int ac, char **av)
+{
+	switch (spank_context()) {
+	case S_CTX_LOCAL:
+	case S_CTX_ALLOCATOR:
+		return pl_submit_init(sp, ac, av);
+	case S_CTX_REMOTE:
+		return pl_remote_init(sp, ac, av);
+	case S_CTX_SLURMD:
+		return slurmd_init(sp, ac, av);
+	default:
+		return 0;
+	}
+}
+
+int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
+{
+	(void)ac;
+	(void)av;
+	switch (spank_context()) {
+	case S_CTX_LOCAL:
+	case S_CTX_ALLOCATOR:
+		return pl_submit_post_opt(sp);
+	default:
+		return 0;
+	}
+}
+
+int slurm_spank_user_init(spank_t sp, int ac, char **av)
+{
+	(void)ac;
+	(void)av;
+	return spank_context() == S_CTX_REMOTE ? pl_remote_user_init(sp) : 0;
+}
+
+int slurm_spank_task_init(spank_t sp, int ac, char **av)
+{
+	(void)ac;
+	(void)av;
+	return spank_context() == S_CTX_REMOTE ? pl_remote_task_init(sp) : 0;
+}
+
+int slurm_spank_job_prolog(spank_t sp, int ac, char **av)
+{
+	return pl_job_script_prolog(sp, ac, av);
+}
+
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+{
+	return pl_job_script_epilog(sp, ac, av);
+}
+
+int slurm_spank_exit(spank_t sp, int ac, char **av)
+{
+	(void)sp;
+	(void)ac;
+	(void)av;
+	if (spank_context() == S_CTX_REMOTE)
+		pl_remote_exit();
+	pl_options_clear();
+	pl_plugin_unload();
+	return 0;
+}
