@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything pylaunch needs to build and test, and its test cluster, on
+# Debian 12, as root. Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+packages=(
+	build-essential autoconf automake libtool pkg-config
+	libslurm-dev libarchive-dev libyaml-dev libmunge-dev libcmocka-dev
+	valgrind clang-format python3 python3-pytest
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "install-deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The cluster's own packages (Slurm daemons, MUNGE, iproute2, ...).
+bash "$(dirname "$0")/cluster/cluster.sh" deps

@@ -1,0 +1,57 @@
+"""Boots one real multi-node Slurm for the whole session and checks its health
+after every test: no test may leave a drained node or a running job behind."""
+import os
+import pathlib
+import shutil
+
+import pytest
+
+import plcluster as pc
+
+
+def built_plugin():
+    """The freshly built plugin, copied where slurmd and the test user can read it."""
+    src = pathlib.Path(os.environ.get("PYLAUNCH_PLUGIN", pc.REPO / ".libs" / "pylaunch.so"))
+    if not src.is_file():
+        pytest.exit(f"plugin not built: {src} (run make first)", returncode=2)
+    dst_dir = pathlib.Path("/run/pylaunch-test-plugin")
+    dst_dir.mkdir(mode=0o755, exist_ok=True)
+    dst = dst_dir / "pylaunch.so"
+    # A running slurmd may have the old file mapped: replace it, never rewrite it.
+    tmp = dst_dir / ".pylaunch.so.new"
+    shutil.copy2(src, tmp)
+    tmp.chmod(0o755)
+    tmp.replace(dst)
+    return dst
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cluster():
+    plugin = built_plugin()
+    env = {"PLUGIN": str(plugin),
+           "PLUGIN_ARGS": f"config={pc.SITE_CONFIG} debug=yes"}
+    up = pc.cluster("up", env=env, check=False)
+    if up.returncode != 0:
+        pc.cluster("down", check=False)
+        pytest.exit(f"cluster did not boot:\n{up.stdout}\n{up.stderr}", returncode=3)
+    pc.write_site_config(pc.GOOD_CONFIG)
+    yield env
+    if os.environ.get("KEEP_CLUSTER") != "1":
+        down = pc.cluster("down", check=False)
+        assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(autouse=True)
+def healthy_cluster_after_each_test(cluster):
+    pc.write_site_config(pc.GOOD_CONFIG)
+    yield
+    pc.write_site_config(pc.GOOD_CONFIG)
+    assert pc.wait_idle(), "a job of this test is still queued or running"
+    assert pc.drained_nodes() == "", f"nodes drained or down:\n{pc.drained_nodes()}"
+
+
+@pytest.fixture
+def workdir():
+    path = pc.user_workdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

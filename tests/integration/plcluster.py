@@ -1,0 +1,135 @@
+"""Drives the test cluster of tests/cluster/cluster.sh from pytest.
+
+Everything here talks to a real slurmctld and real slurmd processes; the
+assertions read what the plugin wrote to the slurmd logs and what srun, sbatch
+and salloc printed.
+"""
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CLUSTER_SH = REPO / "tests" / "cluster" / "cluster.sh"
+CLUSTER_DIR = pathlib.Path(os.environ.get("CLUSTER_DIR", "/run/pylaunch-cluster"))
+TEST_USER = os.environ.get("TEST_USER", "pltest")
+NODES = int(os.environ.get("NODES", "3"))
+SITE_CONFIG = CLUSTER_DIR / "etc" / "pylaunch.yaml"
+
+# The configuration every test starts from. debug is switched on by a
+# plugstack argument instead (see conftest), which also proves overrides work.
+GOOD_CONFIG = """\
+stage:
+  dir: /dev/shm/pylaunch
+monitor:
+  default: off
+"""
+
+
+def cluster(*args, env=None, check=True):
+    full_env = dict(os.environ, CLUSTER_DIR=str(CLUSTER_DIR), TEST_USER=TEST_USER,
+                    NODES=str(NODES))
+    full_env.update(env or {})
+    return subprocess.run(["bash", str(CLUSTER_SH), *args], env=full_env, check=check,
+                          text=True, capture_output=True)
+
+
+def slurm_env():
+    return dict(os.environ, SLURM_CONF=str(CLUSTER_DIR / "etc" / "slurm.conf"))
+
+
+def as_user(cmd, cwd=None, timeout=120, env=None):
+    """Runs cmd (a list) as the unprivileged test user, like a real submission."""
+    wrapped = ["runuser", "-u", TEST_USER, "--", "env",
+               f"SLURM_CONF={CLUSTER_DIR / 'etc' / 'slurm.conf'}"]
+    for key, value in (env or {}).items():
+        wrapped.append(f"{key}={value}")
+    return subprocess.run(wrapped + list(cmd), cwd=cwd, text=True, capture_output=True,
+                          timeout=timeout)
+
+
+def user_workdir():
+    """A fresh directory owned by the test user, inside its home."""
+    home = pathlib.Path(f"~{TEST_USER}").expanduser()
+    path = pathlib.Path(tempfile.mkdtemp(prefix="pltest-", dir=home))
+    shutil.chown(path, TEST_USER, TEST_USER)
+    return path
+
+
+def write_site_config(text):
+    SITE_CONFIG.write_text(text)
+    SITE_CONFIG.chmod(0o644)
+
+
+def slurmd_log(node):
+    return CLUSTER_DIR / "log" / f"slurmd-{node}.log"
+
+
+def node_names():
+    return [f"node{i}" for i in range(1, NODES + 1)]
+
+
+class LogWatch:
+    """What the plugin logged on each node after a point in time."""
+
+    def __init__(self):
+        self.offsets = {n: self._size(n) for n in node_names()}
+
+    @staticmethod
+    def _size(node):
+        try:
+            return slurmd_log(node).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def lines(self, node, pattern=r"pylaunch: "):
+        with open(slurmd_log(node), "rb") as f:
+            f.seek(self.offsets[node])
+            text = f.read().decode("utf-8", "replace")
+        return [l for l in text.splitlines() if re.search(pattern, l)]
+
+    def wait_for(self, node, pattern, count=1, timeout=30):
+        """Slurmd writes the epilog after the job is reported done: poll."""
+        deadline = time.time() + timeout
+        while True:
+            found = self.lines(node, pattern)
+            if len(found) >= count or time.time() > deadline:
+                return found
+            time.sleep(0.2)
+
+
+def drained_nodes():
+    return cluster("drained").stdout.strip()
+
+
+def wait_idle(timeout=60):
+    """All nodes idle again: no job left running from a test."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = subprocess.run(["squeue", "-h", "-o", "%i"], env=slurm_env(), text=True,
+                             capture_output=True).stdout.strip()
+        if not out:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def job_state(job_id):
+    out = subprocess.run(["scontrol", "-o", "show", "job", str(job_id)], env=slurm_env(),
+                         text=True, capture_output=True).stdout
+    m = re.search(r"JobState=(\S+)", out)
+    return m.group(1) if m else None
+
+
+def wait_job_end(job_id, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = job_state(job_id)
+        if state in (None, "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL",
+                     "BOOT_FAIL", "OUT_OF_MEMORY"):
+            return state
+        time.sleep(0.3)
+    raise TimeoutError(f"job {job_id} still {job_state(job_id)} after {timeout}s")

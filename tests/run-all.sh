@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, as root on a fresh Debian 12 machine:
+#   format check, unit tests under ASan/UBSan, the same under valgrind,
+#   make distcheck, and the integration tests on a real multi-node Slurm.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+[ "$(id -u)" = 0 ] || { echo "run-all: must run as root (it boots a Slurm cluster)" >&2; exit 1; }
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+bash tests/install-deps.sh
+
+step "autoreconf"
+autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
+
+step "format"
+clang-format --dry-run -Werror src/*.[ch] tests/unit/*.c
+
+step "unit tests under AddressSanitizer and UBSan"
+rm -rf _build-asan && mkdir _build-asan
+(cd _build-asan && ../configure -q --enable-werror --enable-sanitizers >/dev/null &&
+	make -s -j2 && make -s -j2 check || { cat tests/unit/*.log 2>/dev/null; exit 1; })
+
+step "unit tests under valgrind; the plugin for the integration tests"
+rm -rf _build && mkdir _build
+(cd _build && ../configure -q --enable-werror >/dev/null && make -s -j2 && make -s check-valgrind)
+
+step "make distcheck"
+(cd _build && make -s distcheck >/dev/null 2>&1 || { make distcheck; exit 1; })
+echo "distcheck: ok"
+
+step "integration tests on a real multi-node Slurm"
+cd tests/integration
+set +e
+# Debian's interpreter: it is the one python3-pytest installs into.
+PYLAUNCH_PLUGIN="$top/_build/.libs/pylaunch.so" /usr/bin/python3 -m pytest -p no:cacheprovider "$@"
+rc=$?
+set -e
+bash "$top/tests/cluster/cluster.sh" down >/dev/null 2>&1 || true
+exit $rc
