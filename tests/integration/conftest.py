@@ -1,5 +1,6 @@
 """Boots one real multi-node Slurm for the whole session and checks its health
 after every test: no test may leave a drained node or a running job behind."""
+import fcntl
 import os
 import pathlib
 import shutil
@@ -25,8 +26,21 @@ def built_plugin():
     return dst
 
 
+# One cluster per machine (fixed bridge, namespaces and ports): concurrent test
+# sessions, benchmarks and the demo queue on this lock instead of tearing each
+# other's cluster down.
+LOCK_PATH = "/run/pylaunch-cluster.lock"
+
+
 @pytest.fixture(scope="session", autouse=True)
-def cluster():
+def cluster_lock():
+    with open(LOCK_PATH, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cluster(cluster_lock):
     plugin = built_plugin()
     env = {"PLUGIN": str(plugin),
            "PLUGIN_ARGS": f"config={pc.SITE_CONFIG} debug=yes"}
