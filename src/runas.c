@@ -1,0 +1,176 @@
+#include "runas.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int set_user_groups(const struct pl_user *user, char *err, size_t errlen)
+{
+	struct passwd *pw = getpwuid(user->uid);
+
+	/* A uid without a passwd entry still gets a clean group list: only its gid. */
+	if (pw ? initgroups(pw->pw_name, user->gid) : setgroups(1, &user->gid)) {
+		snprintf(err, errlen, "cannot set the groups of uid %u: %s", (unsigned)user->uid,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int pl_become_user(const struct pl_user *user, char *err, size_t errlen)
+{
+	/* A job of root's stays root; everyone else's never is. */
+	if (getuid() == user->uid && geteuid() == user->uid)
+		return 0;
+	if (set_user_groups(user, err, errlen) < 0)
+		return -1;
+	if (setresgid(user->gid, user->gid, user->gid) < 0 ||
+	    setresuid(user->uid, user->uid, user->uid) < 0) {
+		snprintf(err, errlen, "cannot become uid %u gid %u: %s", (unsigned)user->uid,
+			 (unsigned)user->gid, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		snprintf(err, errlen, "privileges were not dropped");
+		return -1;
+	}
+	return 0;
+}
+
+/* Whatever root had open (slurmd's sockets, its log) must not reach the user's
+ * side, least of all a program it runs (conda-unpack). */
+static void close_inherited_fds(int keep)
+{
+	if (keep > 3)
+		close_range(3, (unsigned)keep - 1, 0);
+	close_range((unsigned)keep + 1, ~0U, 0);
+}
+
+/* The child never returns: it reports "0" or "1<message>" and exits. */
+static void run_child(int fd, const struct pl_user *user, pl_user_work_fn work, void *arg)
+{
+	char msg[1024];
+	int rc;
+
+	/* An orphaned child must not outlive a killed prolog. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	close_inherited_fds(fd);
+	msg[0] = '0';
+	msg[1] = '\0';
+	rc = pl_become_user(user, msg + 1, sizeof(msg) - 1);
+	if (rc == 0)
+		rc = work(arg, msg + 1, sizeof(msg) - 1);
+	if (rc < 0)
+		msg[0] = '1';
+	if (write(fd, msg, strlen(msg)) < 0)
+		_exit(3);
+	_exit(rc < 0 ? 1 : 0);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads the child's report until EOF or the deadline; 1 when the deadline hit. */
+static int read_report(int fd, unsigned timeout, char *buf, size_t len)
+{
+	long long deadline = timeout ? now_ms() + (long long)timeout * 1000 : 0;
+	size_t used = 0;
+
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int wait_ms = deadline ? (int)(deadline - now_ms()) : -1;
+		ssize_t n;
+
+		if (deadline && wait_ms <= 0)
+			return 1;
+		if (poll(&p, 1, wait_ms) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (p.revents == 0)
+			continue;
+		n = read(fd, buf + used, len - 1 - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || used + (size_t)n >= len - 1) {
+			used += n > 0 ? (size_t)n : 0;
+			buf[used] = '\0';
+			return 0;
+		}
+		used += (size_t)n;
+	}
+}
+
+static int reap(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return status;
+}
+
+int pl_run_as_user(const struct pl_user *user, pl_user_work_fn work, void *arg, unsigned timeout,
+		   char *msg, size_t msglen)
+{
+	char report[1024] = "";
+	int fds[2];
+	pid_t pid;
+	int timed_out;
+	int status;
+
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		snprintf(msg, msglen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(msg, msglen, "fork: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		run_child(fds[1], user, work, arg);
+	}
+	close(fds[1]);
+	timed_out = read_report(fds[0], timeout, report, sizeof(report));
+	close(fds[0]);
+	if (timed_out == 1)
+		kill(pid, SIGKILL);
+	status = reap(pid);
+	if (timed_out == 1) {
+		snprintf(msg, msglen, "did not finish within %u s (stage.timeout)", timeout);
+		return -1;
+	}
+	if (report[0] == '0' && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		snprintf(msg, msglen, "%s", report + 1);
+		return 0;
+	}
+	if (report[0] == '1')
+		snprintf(msg, msglen, "%s", report + 1);
+	else if (WIFSIGNALED(status))
+		snprintf(msg, msglen, "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(msg, msglen, "failed without a reason (exit status %d)",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	return -1;
+}

@@ -1,0 +1,32 @@
+/* Running a piece of work as the job's user, from root.
+ *
+ * Nothing a user names is opened as root: the prolog, the epilog and slurmstepd
+ * fork a child that takes the user's gid, supplementary groups and uid for good,
+ * does the work, and reports one line back through a pipe. The parent bounds
+ * the time and kills the child if it overruns. */
+#ifndef PL_RUNAS_H
+#define PL_RUNAS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct pl_user {
+	uid_t uid;
+	gid_t gid;
+};
+
+/* Runs in the child, as the user; returns 0 or -1, with a message in msg
+ * either way (a summary on success, the reason on failure). */
+typedef int (*pl_user_work_fn)(void *arg, char *msg, size_t msglen);
+
+/* Returns 0 when work succeeded (msg: its summary); -1 with the reason in msg
+ * when it failed, was killed by the timeout (seconds, 0 = none), or the child
+ * could not be started or drop privileges. */
+int pl_run_as_user(const struct pl_user *user, pl_user_work_fn work, void *arg, unsigned timeout,
+		   char *msg, size_t msglen);
+
+/* The child's half, exposed for the unit tests (which run unprivileged): takes
+ * gid, groups and uid of user, in that order, and checks root cannot return. */
+int pl_become_user(const struct pl_user *user, char *err, size_t errlen);
+
+#endif

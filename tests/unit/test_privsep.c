@@ -1,0 +1,259 @@
+/* Unit tests of the root-side pieces of staging: src/runas.c (work as the
+ * user), src/stage_dir.c (the stage directory under root) and src/purge.c
+ * (removal as the owner). They need root, as the prolog has; CI runs them as
+ * root, an unprivileged developer run skips them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* cmocka.h needs the headers above first. */
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "purge.h"
+#include "runas.h"
+#include "stage_dir.h"
+
+static struct pl_user nobody;
+static char tmp[256];
+
+static int setup(void **state)
+{
+	struct passwd *pw = getpwnam("nobody");
+
+	(void)state;
+	if (!pw)
+		return -1;
+	nobody.uid = pw->pw_uid;
+	nobody.gid = pw->pw_gid;
+	snprintf(tmp, sizeof(tmp), "%s/pl-privsep-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(tmp))
+		return -1;
+	return chmod(tmp, 0755);
+}
+
+static int teardown(void **state)
+{
+	char err[256];
+
+	(void)state;
+	return pl_remove_tree(tmp, err, sizeof(err));
+}
+
+static void need_root(void)
+{
+	if (geteuid() != 0)
+		skip();
+}
+
+static int report_ids(void *arg, char *msg, size_t len)
+{
+	(void)arg;
+	snprintf(msg, len, "%u %u %d", (unsigned)getuid(), (unsigned)geteuid(), getgroups(0, NULL));
+	return 0;
+}
+
+static void test_work_runs_as_the_user_for_good(void **state)
+{
+	char msg[256];
+	char want[64];
+
+	(void)state;
+	need_root();
+	assert_int_equal(pl_run_as_user(&nobody, report_ids, NULL, 10, msg, sizeof(msg)), 0);
+	snprintf(want, sizeof(want), "%u %u", (unsigned)nobody.uid, (unsigned)nobody.uid);
+	assert_memory_equal(msg, want, strlen(want));
+}
+
+static int fail_with_reason(void *arg, char *msg, size_t len)
+{
+	(void)arg;
+	snprintf(msg, len, "env.tar: Unrecognized archive format");
+	return -1;
+}
+
+static void test_failure_reason_reaches_root(void **state)
+{
+	char msg[256];
+
+	(void)state;
+	need_root();
+	assert_int_equal(pl_run_as_user(&nobody, fail_with_reason, NULL, 10, msg, sizeof(msg)), -1);
+	assert_string_equal(msg, "env.tar: Unrecognized archive format");
+}
+
+static int hang(void *arg, char *msg, size_t len)
+{
+	(void)arg;
+	(void)msg;
+	(void)len;
+	pause();
+	return 0;
+}
+
+static void test_overrunning_work_is_killed(void **state)
+{
+	char msg[256];
+
+	(void)state;
+	need_root();
+	assert_int_equal(pl_run_as_user(&nobody, hang, NULL, 1, msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "did not finish within 1 s"));
+}
+
+static int write_into(void *arg, char *msg, size_t len)
+{
+	int fd = open(arg, O_WRONLY | O_CREAT | O_EXCL, 0600);
+
+	if (fd < 0) {
+		snprintf(msg, len, "%s", strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static void test_user_cannot_write_where_root_could(void **state)
+{
+	char path[300];
+	char msg[256];
+
+	(void)state;
+	need_root();
+	snprintf(path, sizeof(path), "%s/rootonly", tmp);
+	assert_int_equal(pl_run_as_user(&nobody, write_into, path, 10, msg, sizeof(msg)), -1);
+	assert_string_equal(msg, "Permission denied");
+}
+
+static void test_stage_base_made_root_owned(void **state)
+{
+	char base[300];
+	char err[256];
+	struct stat st;
+	int fd;
+
+	(void)state;
+	need_root();
+	snprintf(base, sizeof(base), "%s/stage", tmp);
+	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+	close(fd);
+}
+
+static void test_stage_base_symlink_refused(void **state)
+{
+	char base[300];
+	char err[256];
+	int fd;
+
+	(void)state;
+	need_root();
+	snprintf(base, sizeof(base), "%s/linked", tmp);
+	assert_int_equal(symlink("/etc", base), 0);
+	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "is a symbolic link"));
+}
+
+static void test_stage_base_owned_by_user_refused(void **state)
+{
+	char base[300];
+	char err[256];
+	int fd;
+
+	(void)state;
+	need_root();
+	snprintf(base, sizeof(base), "%s/planted", tmp);
+	assert_int_equal(mkdir(base, 0755), 0);
+	assert_int_equal(chown(base, nobody.uid, nobody.gid), 0);
+	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a root-owned directory"));
+}
+
+static void test_job_dir_belongs_to_user_0700_and_status_round_trips(void **state)
+{
+	char base[300];
+	char err[256];
+	char status[64];
+	struct stat st;
+	int basefd, statefd;
+
+	(void)state;
+	need_root();
+	snprintf(base, sizeof(base), "%s/stage2", tmp);
+	assert_int_equal(pl_stage_base_open(base, &basefd, err, sizeof(err)), 0);
+	assert_int_equal(pl_stage_job_dir(basefd, 42, &nobody, err, sizeof(err)), 0);
+	assert_int_equal(fstatat(basefd, "42", &st, AT_SYMLINK_NOFOLLOW), 0);
+	assert_int_equal(st.st_uid, nobody.uid);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_int_equal(pl_stage_state_open(basefd, 42, &statefd, err, sizeof(err)), 0);
+	errno = 0;
+	assert_int_equal(pl_stage_status_read(statefd, "0123456789abcdef", status, sizeof(status)),
+			 -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(pl_stage_status_write(statefd, "0123456789abcdef", "ok"), 0);
+	assert_int_equal(pl_stage_status_read(statefd, "0123456789abcdef", status, sizeof(status)),
+			 0);
+	assert_string_equal(status, "ok");
+	close(statefd);
+	pl_stage_remove_job_entries(basefd, 42);
+	assert_int_equal(fstatat(basefd, ".state/42", &st, AT_SYMLINK_NOFOLLOW), -1);
+	assert_int_equal(fstatat(basefd, "42", &st, AT_SYMLINK_NOFOLLOW), -1);
+	close(basefd);
+}
+
+static void test_purge_does_not_follow_links_and_opens_locked_dirs(void **state)
+{
+	char tree[300], victim[300], path[400];
+	char err[256];
+	int fd;
+
+	(void)state;
+	snprintf(tree, sizeof(tree), "%s/tree", tmp);
+	snprintf(victim, sizeof(victim), "%s/victim", tmp);
+	assert_int_equal(mkdir(victim, 0755), 0);
+	snprintf(path, sizeof(path), "%s/keep", victim);
+	fd = open(path, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(mkdir(tree, 0700), 0);
+	snprintf(path, sizeof(path), "%s/link", tree);
+	assert_int_equal(symlink(victim, path), 0);
+	snprintf(path, sizeof(path), "%s/locked", tree);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/locked/inner", tree);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/locked", tree);
+	assert_int_equal(chmod(path, 0), 0);
+	assert_int_equal(pl_remove_tree(tree, err, sizeof(err)), 0);
+	assert_int_equal(access(tree, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/keep", victim);
+	assert_int_equal(access(path, F_OK), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_work_runs_as_the_user_for_good),
+	    cmocka_unit_test(test_failure_reason_reaches_root),
+	    cmocka_unit_test(test_overrunning_work_is_killed),
+	    cmocka_unit_test(test_user_cannot_write_where_root_could),
+	    cmocka_unit_test(test_stage_base_made_root_owned),
+	    cmocka_unit_test(test_stage_base_symlink_refused),
+	    cmocka_unit_test(test_stage_base_owned_by_user_refused),
+	    cmocka_unit_test(test_job_dir_belongs_to_user_0700_and_status_round_trips),
+	    cmocka_unit_test(test_purge_does_not_follow_links_and_opens_locked_dirs),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
