@@ -35,18 +35,29 @@ eval "$(cluster env)"
 
 home=$(getent passwd "$TEST_USER" | cut -d: -f6)
 work=$(runuser -u "$TEST_USER" -- mktemp -d "$home/demo-XXXXXX")
-runuser -u "$TEST_USER" -- sh -c "cd '$work' && mkdir -p env/bin && tar -czf env.tar.gz -C env ."
+# A real Python environment bundle: Debian's interpreter, numpy and scipy laid
+# out as a relocatable prefix (what conda-pack makes of a conda environment).
+envdir=$(mktemp -d)
+bash bench/make-env.sh --tar "$work/env.tar.zst" "$envdir/env" python3-numpy python3-scipy >/dev/null
+rm -rf "$envdir"
+chown "$TEST_USER:" "$work/env.tar.zst"
+ls -l "$work/env.tar.zst"
 
 echo
-echo "\$ srun -N3 --pybundle=env.tar.gz --pymonitor python3 -c '...'"
-runuser -u "$TEST_USER" -- env SLURM_CONF="$SLURM_CONF" sh -c "cd '$work' && srun -N3 --pybundle=env.tar.gz --pymonitor \
-	python3 -c 'import os, socket; print(socket.gethostname(), \"sees\", os.environ[\"SPANK_PYLAUNCH_PYBUNDLE\"])'" | sort
+echo "\$ srun -N3 --pybundle=env.tar.zst python3 -c 'import numpy, scipy, socket, sys; print(...)'"
+runuser -u "$TEST_USER" -- env SLURM_CONF="$SLURM_CONF" sh -c "cd '$work' && srun -N3 --pybundle=env.tar.zst \
+	python3 -c 'import numpy, scipy, socket, sys; print(socket.gethostname(), \"python\", sys.executable, \"numpy\", numpy.__file__)'" | sort
 
 echo
 echo "What pylaunch logged in each node's slurmd log:"
 sleep 1
 for n in node1 node2 node3; do
 	grep -h "pylaunch: " "$CLUSTER_DIR/log/slurmd-$n.log" | grep -E "prolog|step|epilog" | sed "s/^/  $n | /"
+done
+echo
+echo "Left in each node's /dev/shm/pylaunch after the job (the epilog purges it):"
+for n in node1 node2 node3; do
+	echo "  $n: $(cluster exec "$n" sh -c 'ls -A /dev/shm/pylaunch 2>/dev/null' | tr '\n' ' ')"
 done
 echo
 echo "Tests: sudo tests/run-all.sh"

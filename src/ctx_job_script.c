@@ -1,16 +1,29 @@
 #include "ctx_job_script.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "bundle.h"
 #include "log.h"
 #include "options.h"
 #include "optparse.h"
 #include "plugin.h"
+#include "stage.h"
+#include "sweep.h"
 
-/* Every path out of here returns 0: a failing prolog or epilog drains the node
- * and requeues the job, and nothing a user or a site file does may cause that.
- * Problems are logged here and reported to the job by task_init. */
+/* Every path out of here returns 0 but one (the stage base cannot be made: a
+ * fault of the node): a failing prolog or epilog drains the node and requeues
+ * the job, and nothing a user or a site file does may cause that. Problems
+ * are logged here and reported to the job by task_init. */
+
+struct job_script {
+	const char *phase;
+	uint32_t job_id;
+	const char *node;
+	struct pl_user user;
+};
 
 static const char *env_or(const char *name, const char *fallback)
 {
@@ -19,48 +32,116 @@ static const char *env_or(const char *name, const char *fallback)
 	return value && *value ? value : fallback;
 }
 
-static void run_script(spank_t sp, int ac, char **av, const char *phase)
+/* -1: the job is unknown; 1: the site configuration is broken (the built-in
+ * defaults are loaded); 0: ready. */
+static int job_script_init(spank_t sp, int ac, char **av, const char *phase, struct job_script *js)
 {
-	struct pl_resolved job = {0};
-	char err[PL_ERRLEN];
-	uint32_t job_id = 0;
-	const char *node = env_or("SLURMD_NODENAME", "?");
-
+	js->phase = phase;
+	js->node = env_or("SLURMD_NODENAME", "?");
+	js->job_id = 0;
+	js->user.uid = (uid_t)-1;
+	js->user.gid = (gid_t)-1;
 	/* slurm_spank_init is not called for the prolog and epilog (22.05):
 	 * load the configuration and read the options here. */
 	pl_plugin_load(ac, av);
-	spank_get_item(sp, S_JOB_ID, &job_id);
+	if (spank_get_item(sp, S_JOB_ID, &js->job_id) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_UID, &js->user.uid) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_GID, &js->user.gid) != ESPANK_SUCCESS) {
+		pl_error("%s: cannot read the job's id and user from Slurm", phase);
+		return -1;
+	}
 	if (pl_plugin_config_error()) {
 		pl_error(
 		    "%s job %u on %s: site configuration: %s; pylaunch does nothing for this job",
-		    phase, job_id, node, pl_plugin_config_error());
-		return;
+		    phase, js->job_id, js->node, pl_plugin_config_error());
+		return 1;
 	}
 	pl_options_read_job_script(sp);
-	if (!pl_options_used() && !pl_plugin_config()->monitor_default) {
-		pl_debug("%s job %u on %s: no pylaunch option", phase, job_id, node);
-		return;
-	}
+	return 0;
+}
+
+static int resolve_job(const struct job_script *js, struct pl_resolved *job)
+{
+	char err[PL_ERRLEN];
+
 	if (pl_request_resolve(pl_options_request(), getenv(PL_ENV_PYBUNDLE),
 			       env_or("SLURM_JOB_WORK_DIR", "/"),
-			       pl_plugin_config()->monitor_default, &job, err, sizeof(err)) < 0) {
-		pl_error("%s job %u on %s: %s", phase, job_id, node, err);
-		return;
+			       pl_plugin_config()->monitor_default, job, err, sizeof(err)) < 0) {
+		pl_error("%s job %u on %s: %s", js->phase, js->job_id, js->node, err);
+		return -1;
 	}
-	pl_info("%s job %u on %s user %s: pybundle=%s pymonitor=%s (%s)", phase, job_id, node,
-		env_or("SLURM_JOB_USER", "?"), job.pybundle ? job.pybundle : "-",
-		job.pymonitor ? "yes" : "no", job.pymonitor_from);
-	pl_resolved_free(&job);
+	pl_info("%s job %u on %s user %s: pybundle=%s pymonitor=%s (%s)", js->phase, js->job_id,
+		js->node, env_or("SLURM_JOB_USER", "?"), job->pybundle ? job->pybundle : "-",
+		job->pymonitor ? "yes" : "no", job->pymonitor_from);
+	return 0;
+}
+
+/* The submit side's key names the tree; a job from a submit host that gave
+ * none still gets one, from the list itself. */
+static void job_key(const char *bundles, char key[PL_KEY_LEN + 1])
+{
+	const char *given = getenv(PL_ENV_PYBUNDLE_KEY);
+
+	if (pl_key_valid(given))
+		memcpy(key, given, PL_KEY_LEN + 1);
+	else
+		pl_key_of_text(bundles, key);
+}
+
+static int stage_job(const struct job_script *js, const char *bundles)
+{
+	struct pl_stage_result res;
+	char key[PL_KEY_LEN + 1];
+
+	job_key(bundles, key);
+	if (pl_stage_ensure(pl_plugin_config(), js->job_id, &js->user, bundles, key, &res) < 0) {
+		pl_error("prolog job %u on %s: node fault, cannot stage: %s", js->job_id, js->node,
+			 res.message);
+		return -1;
+	}
+	if (res.ok)
+		pl_info("prolog job %u on %s: staged %s in %.2f s: %s", js->job_id, js->node,
+			res.root, res.seconds, res.reused ? "already staged" : res.message);
+	else
+		pl_error(
+		    "prolog job %u on %s: --pybundle: %s (the job's tasks on this node will fail)",
+		    js->job_id, js->node, res.message);
+	return 0;
 }
 
 int pl_job_script_prolog(spank_t sp, int ac, char **av)
 {
-	run_script(sp, ac, av, "prolog");
-	return 0;
+	struct job_script js;
+	struct pl_resolved job = {0};
+	int rc = 0;
+
+	if (job_script_init(sp, ac, av, "prolog", &js) != 0)
+		return 0;
+	if (!pl_options_used() && !pl_plugin_config()->monitor_default) {
+		pl_debug("prolog job %u on %s: no pylaunch option", js.job_id, js.node);
+		return 0;
+	}
+	if (resolve_job(&js, &job) == 0 && job.pybundle)
+		rc = stage_job(&js, job.pybundle);
+	pl_resolved_free(&job);
+	return rc;
 }
 
 int pl_job_script_epilog(spank_t sp, int ac, char **av)
 {
-	run_script(sp, ac, av, "epilog");
+	struct job_script js;
+	struct pl_resolved job = {0};
+
+	int ready = job_script_init(sp, ac, av, "epilog", &js);
+
+	if (ready < 0)
+		return 0;
+	if (ready == 0 && (pl_options_used() || pl_plugin_config()->monitor_default))
+		resolve_job(&js, &job);
+	/* Always look, with the defaults if the site file broke since: steps
+	 * inside an allocation may have staged without any job option. */
+	pl_stage_purge(pl_plugin_config(), js.job_id, &js.user);
+	pl_stage_sweep(pl_plugin_config(), js.job_id);
+	pl_resolved_free(&job);
 	return 0;
 }

@@ -7,17 +7,25 @@
 
 #include <slurm/slurm.h>
 
+#include "bundle.h"
 #include "log.h"
 #include "options.h"
 #include "optparse.h"
 #include "plugin.h"
+#include "stage.h"
+#include "task_env.h"
 
 #define PL_ENV_VALUE_MAX 16384
 
+/* What this step on this node resolved and staged, kept for task_init (which
+ * runs in the task, forked from this slurmstepd after post_opt). */
 static struct {
 	bool resolved;
 	struct pl_resolved job;
 	char error[PL_ERRLEN];
+	bool staged;
+	struct pl_stage_result stage;
+	char where[320];
 } step;
 
 int pl_remote_init(spank_t sp, int ac, char **av)
@@ -65,21 +73,57 @@ static int resolve_step(spank_t sp)
 				  step.error, sizeof(step.error));
 }
 
-int pl_remote_user_init(spank_t sp)
+static void step_key(spank_t sp, char key[PL_KEY_LEN + 1])
 {
-	char where[320];
+	char given[64];
 
+	if (step_env(sp, PL_ENV_PYBUNDLE_KEY, given, sizeof(given)) && pl_key_valid(given))
+		memcpy(key, given, PL_KEY_LEN + 1);
+	else
+		pl_key_of_text(step.job.pybundle, key);
+}
+
+/* Root, in slurmstepd, before any task: the job's prolog staged these bundles
+ * already, or this is a step inside an allocation that names others (staged
+ * now, once per node, for this and later steps). */
+static void stage_step(spank_t sp)
+{
+	struct pl_user user = {(uid_t)-1, (gid_t)-1};
+	char key[PL_KEY_LEN + 1];
+	uint32_t job_id = 0;
+
+	spank_get_item(sp, S_JOB_ID, &job_id);
+	spank_get_item(sp, S_JOB_UID, &user.uid);
+	spank_get_item(sp, S_JOB_GID, &user.gid);
+	step_key(sp, key);
+	if (pl_stage_ensure(pl_plugin_config(), job_id, &user, step.job.pybundle, key,
+			    &step.stage) < 0) {
+		pl_error("%s: cannot stage: %s", step.where, step.stage.message);
+		return;
+	}
+	step.staged = true;
+	if (!step.stage.ok)
+		pl_error("%s: --pybundle: %s", step.where, step.stage.message);
+	else if (!step.stage.reused)
+		pl_info("%s: staged %s in %.2f s: %s", step.where, step.stage.root,
+			step.stage.seconds, step.stage.message);
+}
+
+int pl_remote_post_opt(spank_t sp)
+{
 	if (!pl_options_used() || pl_plugin_config_error())
 		return 0;
-	describe_step(sp, where, sizeof(where));
+	describe_step(sp, step.where, sizeof(step.where));
 	if (resolve_step(sp) < 0) {
-		pl_error("%s: %s", where, step.error);
+		pl_error("%s: %s", step.where, step.error);
 		return 0;
 	}
 	step.resolved = true;
-	pl_info("%s: pybundle=%s pymonitor=%s (%s)", where,
+	pl_info("%s: pybundle=%s pymonitor=%s (%s)", step.where,
 		step.job.pybundle ? step.job.pybundle : "-", step.job.pymonitor ? "yes" : "no",
 		step.job.pymonitor_from);
+	if (step.job.pybundle)
+		stage_step(sp);
 	return 0;
 }
 
@@ -92,11 +136,59 @@ static int fail_task(const char *reason)
 	return -1;
 }
 
+static int apply_task_env(spank_t sp, const struct pl_task_env *env)
+{
+	for (size_t i = 0; i < env->n; i++) {
+		const struct pl_env_change *c = &env->change[i];
+		spank_err_t rc =
+		    c->value ? spank_setenv(sp, c->name, c->value, 1) : spank_unsetenv(sp, c->name);
+
+		if (rc != ESPANK_SUCCESS) {
+			pl_error("cannot set %s for the task: %s", c->name, spank_strerror(rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* `srun python` is resolved through this PATH by slurmstepd after task_init:
+ * prepending the staged bin/ makes it run the staged interpreter. */
+static int point_task_at_tree(spank_t sp)
+{
+	char old_path[PL_ENV_VALUE_MAX];
+	char old_ld[PL_ENV_VALUE_MAX];
+	struct pl_task_env env;
+	int rc;
+
+	if (pl_task_env_for_root(step.stage.root, step_env(sp, "PATH", old_path, sizeof(old_path)),
+				 step_env(sp, "LD_LIBRARY_PATH", old_ld, sizeof(old_ld)),
+				 pl_plugin_config()->stage_ld_library_path, &env) < 0)
+		return fail_task("--pybundle: out of memory");
+	rc = apply_task_env(sp, &env);
+	pl_task_env_free(&env);
+	return rc;
+}
+
+static int pybundle_task_init(spank_t sp)
+{
+	char reason[PL_ERRLEN + 64];
+
+	if (!step.staged) {
+		snprintf(reason, sizeof(reason), "--pybundle: not staged on this node: %s",
+			 step.stage.message[0] ? step.stage.message : "see the slurmd log");
+		return fail_task(reason);
+	}
+	if (!step.stage.ok) {
+		snprintf(reason, sizeof(reason), "--pybundle: %s", step.stage.message);
+		return fail_task(reason);
+	}
+	return point_task_at_tree(sp);
+}
+
 int pl_remote_task_init(spank_t sp)
 {
 	const char *config_error = pl_plugin_config_error();
 	uint32_t task_id = 0;
-	char where[320];
 	char reason[PL_ERRLEN + 64];
 
 	if (!pl_options_used())
@@ -109,10 +201,9 @@ int pl_remote_task_init(spank_t sp)
 		return fail_task(step.error[0] ? step.error
 					       : "the job's options could not be read");
 	spank_get_item(sp, S_TASK_GLOBAL_ID, &task_id);
-	describe_step(sp, where, sizeof(where));
-	pl_debug("task_init %s task %u: pybundle=%s pymonitor=%s", where, task_id,
+	pl_debug("task_init %s task %u: pybundle=%s pymonitor=%s", step.where, task_id,
 		 step.job.pybundle ? step.job.pybundle : "-", step.job.pymonitor ? "yes" : "no");
-	return 0;
+	return step.job.pybundle ? pybundle_task_init(sp) : 0;
 }
 
 void pl_remote_exit(void)

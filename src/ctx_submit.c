@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bundle.h"
 #include "log.h"
 #include "options.h"
 #include "optparse.h"
@@ -54,6 +55,7 @@ static int hand_on_pybundle(spank_t sp, const char *raw)
 	char base[PATH_MAX];
 	char err[PL_ERRLEN];
 	struct pl_bundle_list list;
+	struct pl_bundle_summary sum;
 	char *joined = NULL;
 	int rc = -1;
 
@@ -65,13 +67,23 @@ static int hand_on_pybundle(spank_t sp, const char *raw)
 		pl_error("%s", err);
 		return -1;
 	}
+	/* Checked here, as the user, so a wrong name is refused before the job
+	 * is queued rather than failing on every node. */
+	if (pl_bundles_check(&list, pl_plugin_config()->stage_max_size, &sum, err, sizeof(err)) <
+	    0) {
+		pl_error("--pybundle: %s", err);
+		goto out;
+	}
 	joined = pl_bundle_list_join(&list);
 	if (!joined) {
 		pl_error("--pybundle: out of memory");
 		goto out;
 	}
-	pl_verbose("--pybundle=%s", joined);
-	rc = hand_on(sp, PL_JOB_CONTROL_PYBUNDLE, PL_ENV_PYBUNDLE, joined);
+	pl_verbose("--pybundle=%s (key %s, %llu bytes)", joined, sum.key,
+		   (unsigned long long)sum.bytes);
+	if (hand_on(sp, PL_JOB_CONTROL_PYBUNDLE, PL_ENV_PYBUNDLE, joined) == 0 &&
+	    hand_on(sp, PL_JOB_CONTROL_PYBUNDLE_KEY, PL_ENV_PYBUNDLE_KEY, sum.key) == 0)
+		rc = 0;
 out:
 	free(joined);
 	pl_bundle_list_free(&list);

@@ -13,8 +13,10 @@
  * spank_job_control_setenv(), in the prolog/epilog environment, which adds the
  * same SPANK_ prefix. */
 #define PL_JOB_CONTROL_PYBUNDLE "PYLAUNCH_PYBUNDLE"
+#define PL_JOB_CONTROL_PYBUNDLE_KEY "PYLAUNCH_PYBUNDLE_KEY"
 #define PL_JOB_CONTROL_PYMONITOR "PYLAUNCH_PYMONITOR"
 #define PL_ENV_PYBUNDLE "SPANK_" PL_JOB_CONTROL_PYBUNDLE
+#define PL_ENV_PYBUNDLE_KEY "SPANK_" PL_JOB_CONTROL_PYBUNDLE_KEY
 #define PL_ENV_PYMONITOR "SPANK_" PL_JOB_CONTROL_PYMONITOR
 
 /* sbatch and salloc ignore a static spank_options table: register here, from

@@ -47,16 +47,11 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	case S_CTX_LOCAL:
 	case S_CTX_ALLOCATOR:
 		return pl_submit_post_opt(sp);
+	case S_CTX_REMOTE:
+		return pl_remote_post_opt(sp);
 	default:
 		return 0;
 	}
-}
-
-int slurm_spank_user_init(spank_t sp, int ac, char **av)
-{
-	(void)ac;
-	(void)av;
-	return spank_context() == S_CTX_REMOTE ? pl_remote_user_init(sp) : 0;
 }
 
 int slurm_spank_task_init(spank_t sp, int ac, char **av)

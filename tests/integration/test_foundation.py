@@ -7,9 +7,21 @@ import textwrap
 
 import pytest
 
+import bundles as bd
 import plcluster as pc
 
 ALL_NODES = pc.node_names()
+
+
+def tiny_bundles(*paths):
+    """--pybundle checks its files at submit time: give it real (tiny) ones."""
+    for path in paths:
+        if path.suffix == ".tar" or path.name.endswith((".tar.gz", ".tar.zst")):
+            bd.tar_entries(path, [bd.file_entry("marker")])
+        else:
+            path.mkdir()
+            bd.give_to_user(path)
+    return paths
 
 
 def job_id_from(stdout):
@@ -32,14 +44,17 @@ def test_help_lists_both_options(command):
 # ---------------------------------------------------------------- round trip
 
 def test_srun_values_reach_prolog_and_every_task(workdir):
+    (tools,) = tiny_bundles(workdir.parent / f"{workdir.name}-tools.tar.gz")
+    tiny_bundles(workdir / "env.tar.zst")
     watch = pc.LogWatch()
-    out = pc.as_user(["srun", "-N3", "--ntasks-per-node=2", "--pybundle=env.tar.zst,../tools.tar.gz",
+    out = pc.as_user(["srun", "-N3", "--ntasks-per-node=2", f"--pybundle=env.tar.zst,../{tools.name}",
                       "--pymonitor", "sh", "-c",
                       'if [ "$SLURM_PROCID" = 0 ]; then echo JOBID=$SLURM_JOB_ID; fi'],
                      cwd=workdir)
     assert out.returncode == 0, out.stderr
+    tools.unlink()
     job = job_id_from(out.stdout)
-    want = f"pybundle={workdir}/env.tar.zst,{workdir.parent}/tools.tar.gz"
+    want = f"pybundle={workdir}/env.tar.zst,{tools}"
     for node in ALL_NODES:
         prolog = watch.lines(node, rf"pylaunch: prolog job {job} on {node} user {pc.TEST_USER}: ")
         assert len(prolog) == 1, (node, prolog)
@@ -53,6 +68,7 @@ def test_srun_values_reach_prolog_and_every_task(workdir):
 
 
 def test_sbatch_values_reach_prolog_batch_step_and_inner_srun(workdir):
+    tiny_bundles(workdir / "base.tar.zst", workdir / "src")
     script = workdir / "job.sh"
     script.write_text(textwrap.dedent("""\
         #!/bin/sh
@@ -83,14 +99,15 @@ def test_sbatch_values_reach_prolog_batch_step_and_inner_srun(workdir):
 
 
 def test_salloc_values_reach_prolog_and_steps(workdir):
+    (env,) = tiny_bundles(workdir / "site-env.tar")
     watch = pc.LogWatch()
-    out = pc.as_user(["salloc", "-N2", "--pybundle=/opt/site/env.tar", "--pymonitor=no",
+    out = pc.as_user(["salloc", "-N2", f"--pybundle={env}", "--pymonitor=no",
                       "srun", "sh", "-c",
                       'if [ "$SLURM_PROCID" = 0 ]; then echo JOBID=$SLURM_JOB_ID; fi'],
                      cwd=workdir)
     assert out.returncode == 0, out.stderr
     job = job_id_from(out.stdout)
-    want = "pybundle=/opt/site/env.tar pymonitor=no (option)"
+    want = f"pybundle={env} pymonitor=no (option)"
     nodes = [n for n in ALL_NODES if watch.lines(n, rf"pylaunch: prolog job {job} on ")]
     assert len(nodes) == 2
     for node in nodes:
@@ -155,6 +172,7 @@ BROKEN_CONFIG = "stage:\n  dir: /dev/shm/pylaunch\n  colour: blue\n"
 
 
 def test_broken_config_refuses_pylaunch_jobs_with_file_line_key(workdir):
+    tiny_bundles(workdir / "env.tar")
     pc.write_site_config(BROKEN_CONFIG)
     out = pc.as_user(["srun", "-N1", "--pybundle=env.tar", "true"], cwd=workdir)
     assert out.returncode != 0
@@ -173,6 +191,7 @@ def test_broken_config_is_loud_but_other_jobs_run(workdir):
 def test_config_broken_after_submit_fails_tasks_not_nodes(workdir):
     """The prolog meets the broken file: it logs, returns success (no drain),
     and the job's task fails with the reason on its own output."""
+    tiny_bundles(workdir / "env.tar")
     held = pc.as_user(["sbatch", "--hold", "-N3", "--pybundle=env.tar",
                        "-o", str(workdir / "out.txt"), "--wrap", "srun true"], cwd=workdir)
     assert held.returncode == 0, held.stderr

@@ -1,0 +1,323 @@
+#include "stage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "extract.h"
+#include "log.h"
+#include "purge.h"
+#include "stage_dir.h"
+
+#define STATUS_OK "ok"
+#define STATUS_ERROR "error "
+
+/* ------------------------------------------------------------ user side */
+
+struct stage_work {
+	const struct pl_config *cfg;
+	const struct pl_bundle_list *bundles;
+	char tree[PATH_MAX];
+};
+
+static int check_free_space(int dirfd, const struct pl_bundle_list *bundles, char *msg, size_t len)
+{
+	struct statvfs vfs;
+	uint64_t need = 0;
+	uint64_t avail;
+	struct stat st;
+
+	for (size_t i = 0; i < bundles->n; i++)
+		if (stat(bundles->paths[i], &st) == 0 && S_ISREG(st.st_mode))
+			need += (uint64_t)st.st_size;
+	if (fstatvfs(dirfd, &vfs) < 0)
+		return 0;
+	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (avail >= need)
+		return 0;
+	snprintf(msg, len,
+		 "%s: not enough space on the stage file system: %" PRIu64
+		 " bytes free, the archives alone are %" PRIu64 " bytes",
+		 bundles->paths[0], avail, need);
+	return -1;
+}
+
+/* bytes_read: what the bundle cost the shared file system. */
+static int extract_one(const char *path, int dirfd, const struct pl_extract_limits *lim,
+		       struct pl_extract_stats *stats, uint64_t *bytes_read, char *msg, size_t len)
+{
+	uint64_t written_before = stats->bytes;
+	char why[PL_ERRLEN];
+	struct stat st;
+	int rc;
+
+	if (stat(path, &st) < 0) {
+		snprintf(msg, len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		rc = pl_extract_directory(path, dirfd, lim, stats, why, sizeof(why));
+		*bytes_read += stats->bytes - written_before;
+	} else {
+		rc = pl_extract_archive_file(path, dirfd, lim, stats, why, sizeof(why));
+		*bytes_read += (uint64_t)st.st_size;
+	}
+	if (rc < 0)
+		snprintf(msg, len, "%s: %s", path, why);
+	return rc;
+}
+
+/* A conda-pack bundle fixes its prefixes with bin/conda-unpack, once per node. */
+static int run_conda_unpack(const char *tree, char *msg, size_t len)
+{
+	char script[PATH_MAX];
+	char path_env[PATH_MAX + 32];
+	int status;
+	pid_t pid;
+
+	snprintf(script, sizeof(script), "%s/bin/conda-unpack", tree);
+	if (access(script, X_OK) < 0)
+		return 0;
+	snprintf(path_env, sizeof(path_env), "PATH=%s/bin:/usr/bin:/bin", tree);
+	pid = fork();
+	if (pid == 0) {
+		char *argv[] = {script, NULL};
+		char *envp[] = {path_env, "LC_ALL=C.UTF-8", NULL};
+		int devnull = open("/dev/null", O_RDWR);
+
+		if (devnull >= 0) {
+			dup2(devnull, 0);
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+		}
+		if (chdir(tree) == 0)
+			execve(script, argv, envp);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0) {
+		snprintf(msg, len, "%s: bin/conda-unpack failed (status %d)", tree,
+			 pid < 0 ? -1 : status);
+		return -1;
+	}
+	return 0;
+}
+
+static double mib(uint64_t bytes)
+{
+	return (double)bytes / (1024.0 * 1024.0);
+}
+
+static void summarise(const struct pl_extract_stats *s, uint64_t bytes_read, size_t bundles,
+		      char *msg, size_t len)
+{
+	snprintf(msg, len,
+		 "%zu bundle(s), read %.1f MiB, wrote %.1f MiB in %" PRIu64 " files, %" PRIu64
+		 " dirs, %" PRIu64 " symlinks, %" PRIu64 " hard links; %" PRIu64
+		 " set-id bits stripped",
+		 bundles, mib(bytes_read), mib(s->bytes), s->files, s->dirs, s->symlinks,
+		 s->hardlinks, s->setid_stripped);
+}
+
+static int extract_all(struct stage_work *w, int dirfd, char *msg, size_t len)
+{
+	struct pl_extract_limits lim = {.max_bytes = w->cfg->stage_max_size};
+	struct pl_extract_stats stats = {0};
+	uint64_t bytes_read = 0;
+	char why[PL_ERRLEN];
+
+	if (check_free_space(dirfd, w->bundles, msg, len) < 0)
+		return -1;
+	for (size_t i = 0; i < w->bundles->n; i++)
+		if (extract_one(w->bundles->paths[i], dirfd, &lim, &stats, &bytes_read, msg, len) <
+		    0)
+			return -1;
+	if (pl_extract_finish(dirfd, why, sizeof(why)) < 0) {
+		snprintf(msg, len, "%s: %s", w->bundles->paths[w->bundles->n - 1], why);
+		return -1;
+	}
+	if (run_conda_unpack(w->tree, msg, len) < 0)
+		return -1;
+	summarise(&stats, bytes_read, w->bundles->n, msg, len);
+	return 0;
+}
+
+/* Runs as the user. A tree left by a staging that was killed is replaced. */
+static int stage_as_user(void *arg, char *msg, size_t len)
+{
+	struct stage_work *w = arg;
+	char why[PL_ERRLEN];
+	int dirfd;
+	int rc;
+
+	umask(077);
+	if (pl_remove_tree(w->tree, why, sizeof(why)) < 0 || mkdir(w->tree, 0700) < 0) {
+		snprintf(msg, len, "%s: %s", w->tree, why[0] ? why : strerror(errno));
+		return -1;
+	}
+	dirfd = open(w->tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dirfd < 0) {
+		snprintf(msg, len, "%s: %s", w->tree, strerror(errno));
+		return -1;
+	}
+	rc = extract_all(w, dirfd, msg, len);
+	close(dirfd);
+	if (rc < 0)
+		pl_remove_tree(w->tree, why, sizeof(why));
+	return rc;
+}
+
+/* ------------------------------------------------------------ root side */
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void tree_path(const struct pl_config *cfg, uint32_t job_id, const char *key, char *buf,
+		      size_t len)
+{
+	snprintf(buf, len, "%s/%u/%s", cfg->stage_dir, job_id, key);
+}
+
+static void result_from_status(const char *status, struct pl_stage_result *res)
+{
+	res->ok = strncmp(status, STATUS_OK, strlen(STATUS_OK)) == 0;
+	if (!res->ok)
+		snprintf(res->message, sizeof(res->message), "%s",
+			 strncmp(status, STATUS_ERROR, strlen(STATUS_ERROR)) == 0
+			     ? status + strlen(STATUS_ERROR)
+			     : "unreadable staging status");
+}
+
+static void stage_now(const struct pl_config *cfg, int basefd, uint32_t job_id,
+		      const struct pl_user *user, const char *bundles, struct pl_stage_result *res)
+{
+	struct stage_work work = {.cfg = cfg};
+	struct pl_bundle_list list;
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (pl_bundle_list_parse(bundles, "/", &list, res->message, sizeof(res->message)) < 0)
+		return;
+	work.bundles = &list;
+	snprintf(work.tree, sizeof(work.tree), "%s", res->root);
+	if (pl_stage_job_dir(basefd, job_id, user, res->message, sizeof(res->message)) == 0)
+		res->ok = pl_run_as_user(user, stage_as_user, &work, cfg->stage_timeout,
+					 res->message, sizeof(res->message)) == 0;
+	res->seconds = seconds_since(&t0);
+	pl_bundle_list_free(&list);
+}
+
+static void record_status(int statefd, const char *key, const struct pl_stage_result *res)
+{
+	char text[PL_ERRLEN + 16];
+
+	snprintf(text, sizeof(text), "%s%s", res->ok ? STATUS_OK : STATUS_ERROR,
+		 res->ok ? "" : res->message);
+	if (pl_stage_status_write(statefd, key, text) < 0)
+		pl_error_errno(errno, "cannot record the staging status of %s", key);
+}
+
+int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user,
+		    const char *bundles, const char *key, struct pl_stage_result *res)
+{
+	char status[PL_ERRLEN + 16];
+	int basefd = -1;
+	int statefd = -1;
+	int lockfd = -1;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	tree_path(cfg, job_id, key, res->root, sizeof(res->root));
+	if (pl_stage_base_open(cfg->stage_dir, &basefd, res->message, sizeof(res->message)) < 0 ||
+	    pl_stage_state_open(basefd, job_id, &statefd, res->message, sizeof(res->message)) < 0)
+		goto out;
+	lockfd = pl_stage_lock(statefd, key);
+	if (lockfd < 0) {
+		snprintf(res->message, sizeof(res->message), "lock %s: %s", key, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+	if (pl_stage_status_read(statefd, key, status, sizeof(status)) == 0) {
+		res->reused = true;
+		result_from_status(status, res);
+		goto out;
+	}
+	stage_now(cfg, basefd, job_id, user, bundles, res);
+	record_status(statefd, key, res);
+out:
+	if (lockfd >= 0)
+		close(lockfd);
+	if (statefd >= 0)
+		close(statefd);
+	if (basefd >= 0)
+		close(basefd);
+	return rc;
+}
+
+int pl_stage_lookup(const struct pl_config *cfg, uint32_t job_id, const char *key,
+		    struct pl_stage_result *res)
+{
+	char status[PL_ERRLEN + 16];
+	char path[PATH_MAX];
+	int statefd;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	tree_path(cfg, job_id, key, res->root, sizeof(res->root));
+	snprintf(path, sizeof(path), "%s/.state/%u", cfg->stage_dir, job_id);
+	statefd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (statefd < 0)
+		return -1;
+	rc = pl_stage_status_read(statefd, key, status, sizeof(status));
+	close(statefd);
+	if (rc < 0)
+		return -1;
+	res->reused = true;
+	result_from_status(status, res);
+	return 0;
+}
+
+struct purge_work {
+	char job_dir[PATH_MAX];
+};
+
+static int purge_as_user(void *arg, char *msg, size_t len)
+{
+	struct purge_work *w = arg;
+
+	return pl_empty_tree(w->job_dir, msg, len);
+}
+
+void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user)
+{
+	struct purge_work work;
+	char msg[PL_ERRLEN] = "";
+	char name[16];
+	struct stat st;
+	int basefd;
+
+	if (pl_stage_base_open(cfg->stage_dir, &basefd, msg, sizeof(msg)) < 0)
+		return;
+	snprintf(name, sizeof(name), "%u", job_id);
+	snprintf(work.job_dir, sizeof(work.job_dir), "%s/%s", cfg->stage_dir, name);
+	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+	    pl_run_as_user(user, purge_as_user, &work, cfg->stage_timeout, msg, sizeof(msg)) < 0)
+		pl_error("epilog job %u: purge of %s incomplete: %s", job_id, work.job_dir, msg);
+	pl_stage_remove_job_entries(basefd, job_id);
+	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		pl_error("epilog job %u: %s is left behind", job_id, work.job_dir);
+	close(basefd);
+}
