@@ -57,7 +57,8 @@ done
 echo
 echo "Left in each node's /dev/shm/pylaunch after the job (the epilog purges it):"
 for n in node1 node2 node3; do
-	echo "  $n: $(cluster exec "$n" sh -c 'ls -A /dev/shm/pylaunch 2>/dev/null' | tr '\n' ' ')"
+	left=$(cluster exec "$n" find /dev/shm/pylaunch -mindepth 1 -not -name .state | tr '\n' ' ')
+	echo "  $n: ${left:-nothing}"
 done
 echo
 echo "Tests: sudo tests/run-all.sh"
