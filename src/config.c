@@ -1,5 +1,11 @@
 #include "config.h"
 
+/* Where make install puts the monitor hook (configure passes PL_DATADIR). */
+#ifndef PL_DATADIR
+#define PL_DATADIR "/usr/local/share/pylaunch"
+#endif
+#define PL_HOOK_DIR PL_DATADIR "/monitor"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -109,6 +115,11 @@ static const struct key config_keys[] = {
      .type = T_PATH,
      .def = "/dev/shm/pylaunch-spool",
      .offset = CFG(monitor_spool_dir)},
+    /* Build-dependent default: the one key the example file leaves commented out. */
+    {.name = "monitor.hook_dir",
+     .type = T_PATH,
+     .def = PL_HOOK_DIR,
+     .offset = CFG(monitor_hook_dir)},
     {.name = "monitor.epilog_timeout",
      .type = T_DURATION,
      .def = "30",

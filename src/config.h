@@ -34,11 +34,12 @@ struct pl_config {
 	unsigned tree_fanout;	    /* tree.fanout: 8 (1..64) */
 	unsigned tree_port_min;	    /* tree.ports: 47000-47999 */
 	unsigned tree_port_max;
-	unsigned tree_connect_timeout;	 /* tree.connect_timeout: 5 s */
-	unsigned tree_stall_timeout;	 /* tree.stall_timeout: 30 s */
-	bool monitor_default;		 /* monitor.default: off */
-	double monitor_sample_rate;	 /* monitor.sample_rate: 1.0 */
-	char *monitor_spool_dir;	 /* monitor.spool_dir: /dev/shm/pylaunch-spool */
+	unsigned tree_connect_timeout; /* tree.connect_timeout: 5 s */
+	unsigned tree_stall_timeout;   /* tree.stall_timeout: 30 s */
+	bool monitor_default;	       /* monitor.default: off */
+	double monitor_sample_rate;    /* monitor.sample_rate: 1.0 */
+	char *monitor_spool_dir;       /* monitor.spool_dir: /dev/shm/pylaunch-spool */
+	char *monitor_hook_dir; /* monitor.hook_dir: where make install put sitecustomize.py */
 	unsigned monitor_epilog_timeout; /* monitor.epilog_timeout: 30 s */
 	char **staff_groups;		 /* monitor.staff_groups: [] */
 	size_t n_staff_groups;

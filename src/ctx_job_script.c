@@ -7,6 +7,7 @@
 
 #include "bundle.h"
 #include "log.h"
+#include "monitor.h"
 #include "options.h"
 #include "optparse.h"
 #include "plugin.h"
@@ -121,8 +122,12 @@ int pl_job_script_prolog(spank_t sp, int ac, char **av)
 		pl_debug("prolog job %u on %s: no pylaunch option", js.job_id, js.node);
 		return 0;
 	}
-	if (resolve_job(&js, &job) == 0 && job.pybundle)
-		rc = stage_job(&js, job.pybundle);
+	if (resolve_job(&js, &job) == 0) {
+		if (job.pybundle)
+			rc = stage_job(&js, job.pybundle);
+		if (job.pymonitor)
+			pl_monitor_prolog(pl_plugin_config(), js.job_id, js.user.uid, js.user.gid);
+	}
 	pl_resolved_free(&job);
 	return rc;
 }
@@ -139,7 +144,9 @@ int pl_job_script_epilog(spank_t sp, int ac, char **av)
 	if (ready == 0 && (pl_options_used() || pl_plugin_config()->monitor_default))
 		resolve_job(&js, &job);
 	/* Always look, with the defaults if the site file broke since: steps
-	 * inside an allocation may have staged without any job option. */
+	 * inside an allocation may have staged or monitored without any job
+	 * option. The imports are collected before the trees go. */
+	pl_monitor_epilog(pl_plugin_config(), js.job_id, js.user.uid, js.user.gid);
 	pl_stage_purge(pl_plugin_config(), js.job_id, &js.user);
 	pl_stage_sweep(pl_plugin_config(), js.job_id);
 	pl_resolved_free(&job);

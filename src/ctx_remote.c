@@ -9,6 +9,9 @@
 
 #include "bundle.h"
 #include "log.h"
+#include "monitor.h"
+#include "monitor_spool.h"
+#include "monitor_task.h"
 #include "options.h"
 #include "optparse.h"
 #include "plugin.h"
@@ -109,9 +112,34 @@ static void stage_step(spank_t sp)
 			step.stage.seconds, step.stage.message);
 }
 
+/* A step inside an allocation may ask for --pymonitor when the job did not:
+ * its spool is made here, once per node (the job's own spool is the prolog's
+ * and is never remade: that would drop what earlier steps recorded). */
+static void prepare_step_monitor(spank_t sp)
+{
+	struct pl_user user = {(uid_t)-1, (gid_t)-1};
+	uint32_t job_id = 0;
+	int fd;
+
+	spank_get_item(sp, S_JOB_ID, &job_id);
+	fd = pl_monitor_spool_open(pl_plugin_config()->monitor_spool_dir, job_id);
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	spank_get_item(sp, S_JOB_UID, &user.uid);
+	spank_get_item(sp, S_JOB_GID, &user.gid);
+	pl_monitor_prolog(pl_plugin_config(), job_id, user.uid, user.gid);
+}
+
+static bool step_wanted(void)
+{
+	return pl_options_used() || pl_plugin_config()->monitor_default;
+}
+
 int pl_remote_post_opt(spank_t sp)
 {
-	if (!pl_options_used() || pl_plugin_config_error())
+	if (!step_wanted() || pl_plugin_config_error())
 		return 0;
 	describe_step(sp, step.where, sizeof(step.where));
 	if (resolve_step(sp) < 0) {
@@ -124,6 +152,8 @@ int pl_remote_post_opt(spank_t sp)
 		step.job.pymonitor_from);
 	if (step.job.pybundle)
 		stage_step(sp);
+	if (step.job.pymonitor)
+		prepare_step_monitor(sp);
 	return 0;
 }
 
@@ -185,13 +215,23 @@ static int pybundle_task_init(spank_t sp)
 	return point_task_at_tree(sp);
 }
 
+/* Monitoring never fails a task: pl_monitor_task_env logs what goes wrong. */
+static void monitor_task_init(spank_t sp)
+{
+	uint32_t job_id = 0;
+
+	spank_get_item(sp, S_JOB_ID, &job_id);
+	if (pl_monitor_sampled(pl_plugin_config(), job_id))
+		pl_monitor_task_env(sp, pl_plugin_config()->monitor_spool_dir, job_id);
+}
+
 int pl_remote_task_init(spank_t sp)
 {
 	const char *config_error = pl_plugin_config_error();
 	uint32_t task_id = 0;
 	char reason[PL_ERRLEN + 64];
 
-	if (!pl_options_used())
+	if (!step_wanted())
 		return 0;
 	if (config_error) {
 		snprintf(reason, sizeof(reason), "site configuration: %s", config_error);
@@ -203,7 +243,12 @@ int pl_remote_task_init(spank_t sp)
 	spank_get_item(sp, S_TASK_GLOBAL_ID, &task_id);
 	pl_debug("task_init %s task %u: pybundle=%s pymonitor=%s", step.where, task_id,
 		 step.job.pybundle ? step.job.pybundle : "-", step.job.pymonitor ? "yes" : "no");
-	return step.job.pybundle ? pybundle_task_init(sp) : 0;
+	/* After --pybundle: its purge of PYTHONPATH must not drop the hook. */
+	if (step.job.pybundle && pybundle_task_init(sp) < 0)
+		return -1;
+	if (step.job.pymonitor)
+		monitor_task_init(sp);
+	return 0;
 }
 
 void pl_remote_exit(void)

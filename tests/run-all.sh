@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as root on a fresh Debian 12 machine:
-#   format check, unit tests under ASan/UBSan, the same under valgrind,
-#   make distcheck, and the integration tests on a real multi-node Slurm.
+#   format check, unit tests under ASan/UBSan, the same under valgrind, the
+#   monitor hook's tests, make distcheck, and the integration tests on a real
+#   multi-node Slurm.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +28,9 @@ rm -rf _build-asan && mkdir _build-asan
 step "unit tests under valgrind; the plugin for the integration tests"
 rm -rf _build && mkdir _build
 (cd _build && ../configure -q --enable-werror >/dev/null && make -s -j2 && make -s check-valgrind)
+
+step "the --pymonitor hook under real interpreters"
+/usr/bin/python3 -m pytest -p no:cacheprovider -q tests/unit/test_sitecustomize.py
 
 step "make distcheck"
 (cd _build && make -s distcheck >/dev/null 2>&1 || { make distcheck; exit 1; })

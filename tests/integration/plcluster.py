@@ -19,13 +19,22 @@ TEST_USER = os.environ.get("TEST_USER", "pltest")
 NODES = int(os.environ.get("NODES", "3"))
 SITE_CONFIG = CLUSTER_DIR / "etc" / "pylaunch.yaml"
 
+SINK_DIR = pathlib.Path("/run/pylaunch-test-sink")
+SINK_FILE = SINK_DIR / "imports.jsonl"
+
 # The configuration every test starts from. debug is switched on by a
 # plugstack argument instead (see conftest), which also proves overrides work.
-GOOD_CONFIG = """\
+# The monitor hook comes from the source tree (the test cluster runs the
+# plugin uninstalled).
+GOOD_CONFIG = f"""\
 stage:
   dir: /dev/shm/pylaunch
 monitor:
   default: off
+  hook_dir: {REPO / "share"}
+  sinks:
+    - type: file
+      path: {SINK_FILE}
 """
 
 
