@@ -20,6 +20,16 @@ autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 step "format"
 clang-format --dry-run -Werror src/*.[ch] tests/unit/*.c
 
+step "a private munged for the unit tests of MUNGE credentials"
+munge_dir=$(mktemp -d /run/pylaunch-unit-munge.XXXXXX)
+chown munge: "$munge_dir"
+chmod 0755 "$munge_dir" # munged wants its socket directory searchable by all
+runuser -u munge -- munged --socket="$munge_dir/sock" --pid-file="$munge_dir/pid" \
+	--log-file="$munge_dir/log" --seed-file="$munge_dir/seed"
+stop_munged() { [ -f "$munge_dir/pid" ] && kill "$(cat "$munge_dir/pid")" 2>/dev/null; rm -rf "$munge_dir"; }
+trap stop_munged EXIT
+export PL_TEST_MUNGE_SOCKET="$munge_dir/sock"
+
 step "unit tests under AddressSanitizer and UBSan"
 rm -rf _build-asan && mkdir _build-asan
 (cd _build-asan && ../configure -q --enable-werror --enable-sanitizers >/dev/null &&

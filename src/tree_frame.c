@@ -1,0 +1,626 @@
+#include "tree_frame.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define TYPE_DATA 'D'
+#define TYPE_END 'E'
+/* Room for a rule's message before the decoder adds where it happened. */
+#define PL_FRAME_ERRLEN 256
+
+static int frame_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int frame_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	put_be16(p, (uint16_t)(v >> 16));
+	put_be16(p + 2, (uint16_t)v);
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+static uint16_t get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)get_be16(p) << 16 | get_be16(p + 2);
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+bool pl_frame_key_valid(const char *key)
+{
+	return key && strlen(key) == PL_FRAME_KEY_LEN &&
+	       strspn(key, "0123456789abcdef") == PL_FRAME_KEY_LEN;
+}
+
+size_t pl_frame_header_len(unsigned nbundles)
+{
+	return PL_FRAME_HEADER_FIXED + (size_t)PL_FRAME_HEADER_ENTRY * nbundles;
+}
+
+size_t pl_frame_end_len(unsigned nbundles)
+{
+	return PL_FRAME_HEAD_LEN + (size_t)PL_FRAME_END_ENTRY * nbundles + PL_SHA256_LEN;
+}
+
+static const char *kind_name(enum pl_frame_kind kind)
+{
+	return kind == PL_FRAME_ARCHIVE ? "archive" : "directory";
+}
+
+/* ---------------------------------------------------------------- rules both ends apply */
+
+/* The meaning of a header, whoever made it. max_total 0: no bound. */
+static int check_header(const struct pl_frame_header *h, uint64_t max_total, char *err,
+			size_t errlen)
+{
+	uint64_t announced = 0;
+
+	if (h->nbundles < 1 || h->nbundles > PL_FRAME_MAX_BUNDLES)
+		return frame_fail(err, errlen, "header announces %u bundles (1 to %d allowed)",
+				  h->nbundles, PL_FRAME_MAX_BUNDLES);
+	if (!pl_frame_key_valid(h->key))
+		return frame_fail(err, errlen, "malformed session key in the header");
+	for (unsigned i = 0; i < h->nbundles; i++) {
+		const struct pl_frame_bundle *b = &h->bundles[i];
+
+		if (b->kind != PL_FRAME_ARCHIVE && b->kind != PL_FRAME_DIRECTORY)
+			return frame_fail(err, errlen, "bundle %u: unknown kind %d", i,
+					  (int)b->kind);
+		if (b->size == 0)
+			return frame_fail(err, errlen, "bundle %u: announced size 0", i);
+		if (b->size == PL_FRAME_SIZE_UNKNOWN)
+			continue;
+		if (max_total && (b->size > max_total || announced > max_total - b->size))
+			return frame_fail(
+			    err, errlen,
+			    "bundles announce more than the limit of %" PRIu64 " bytes", max_total);
+		announced += b->size;
+	}
+	return 0;
+}
+
+static bool bundle_short(const struct pl_frame_header *h, const struct pl_frame_digests *d,
+			 unsigned i)
+{
+	return h->bundles[i].size != PL_FRAME_SIZE_UNKNOWN && d->sizes[i] != h->bundles[i].size;
+}
+
+static int bundle_short_fail(const struct pl_frame_header *h, const struct pl_frame_digests *d,
+			     unsigned i, char *err, size_t errlen)
+{
+	return frame_fail(err, errlen,
+			  "bundle %u ended after %" PRIu64 " of its announced %" PRIu64 " bytes", i,
+			  d->sizes[i], h->bundles[i].size);
+}
+
+/* May n more bytes of bundle follow what came so far (the last DATA was for current)? */
+static int check_data(const struct pl_frame_header *h, const struct pl_frame_digests *d,
+		      int current, unsigned bundle, uint64_t n, uint64_t max_total, char *err,
+		      size_t errlen)
+{
+	if (n == 0)
+		return frame_fail(err, errlen, "empty DATA frame");
+	if (n > PL_FRAME_DATA_MAX)
+		return frame_fail(err, errlen, "DATA frame of %" PRIu64 " bytes (at most %u)", n,
+				  PL_FRAME_DATA_MAX);
+	if (bundle >= h->nbundles)
+		return frame_fail(err, errlen, "DATA frame for bundle %u of a session of %u",
+				  bundle, h->nbundles);
+	if ((int)bundle < current)
+		return frame_fail(err, errlen, "DATA frame for bundle %u after bundle %d", bundle,
+				  current);
+	if ((int)bundle > current + 1)
+		return frame_fail(err, errlen, "DATA frame for bundle %u skips bundle %d", bundle,
+				  current + 1);
+	if ((int)bundle == current + 1 && current >= 0 && bundle_short(h, d, (unsigned)current))
+		return bundle_short_fail(h, d, (unsigned)current, err, errlen);
+	if (h->bundles[bundle].size != PL_FRAME_SIZE_UNKNOWN &&
+	    n > h->bundles[bundle].size - d->sizes[bundle])
+		return frame_fail(err, errlen, "bundle %u: more bytes than its announced %" PRIu64,
+				  bundle, h->bundles[bundle].size);
+	if (max_total && n > max_total - d->total)
+		return frame_fail(err, errlen, "session exceeds the limit of %" PRIu64 " bytes",
+				  max_total);
+	return 0;
+}
+
+static void close_bundle(struct pl_sha256 *bundle_sha, struct pl_frame_digests *d, unsigned i)
+{
+	pl_sha256_final(bundle_sha, d->bundles[i]);
+}
+
+/* The END body's bundle table: each size and digest. */
+static void write_table(const struct pl_frame_header *h, const struct pl_frame_digests *d,
+			uint8_t *p)
+{
+	for (unsigned i = 0; i < h->nbundles; i++, p += PL_FRAME_END_ENTRY) {
+		put_be64(p, d->sizes[i]);
+		memcpy(p + 8, d->bundles[i], PL_SHA256_LEN);
+	}
+}
+
+/* session_sha holds the header; the digest adds the table (the context is used up). */
+static void session_digest(struct pl_sha256 *session_sha, const struct pl_frame_header *h,
+			   struct pl_frame_digests *d)
+{
+	uint8_t table[PL_FRAME_END_ENTRY * PL_FRAME_MAX_BUNDLES];
+
+	write_table(h, d, table);
+	pl_sha256_update(session_sha, table, (size_t)PL_FRAME_END_ENTRY * h->nbundles);
+	pl_sha256_final(session_sha, d->session);
+}
+
+static void write_head(uint8_t *p, uint8_t type, uint16_t field, uint32_t length)
+{
+	p[0] = type;
+	p[1] = 0;
+	put_be16(p + 2, field);
+	put_be32(p + 4, length);
+}
+
+/* ---------------------------------------------------------------- encoder */
+
+static void write_header(const struct pl_frame_header *h, uint8_t *p)
+{
+	memcpy(p, PL_FRAME_MAGIC, 4);
+	p[4] = PL_FRAME_VERSION;
+	p[5] = (uint8_t)h->nbundles;
+	put_be16(p + 6, 0);
+	put_be32(p + 8, h->job_id);
+	memcpy(p + 12, h->key, PL_FRAME_KEY_LEN);
+	p += PL_FRAME_HEADER_FIXED;
+	for (unsigned i = 0; i < h->nbundles; i++, p += PL_FRAME_HEADER_ENTRY) {
+		p[0] = (uint8_t)h->bundles[i].kind;
+		p[1] = 0;
+		put_be16(p + 2, (uint16_t)i);
+		put_be64(p + 4, h->bundles[i].size);
+	}
+}
+
+int pl_frame_encoder_start(struct pl_frame_encoder *enc, const struct pl_frame_header *h,
+			   uint8_t *buf, size_t cap, size_t *len, char *err, size_t errlen)
+{
+	memset(enc, 0, sizeof(*enc));
+	enc->current = -1;
+	if (check_header(h, 0, err, errlen) < 0)
+		return -1;
+	if (cap < pl_frame_header_len(h->nbundles))
+		return frame_fail(err, errlen, "header needs %zu bytes, the buffer has %zu",
+				  pl_frame_header_len(h->nbundles), cap);
+	enc->h = *h;
+	*len = pl_frame_header_len(h->nbundles);
+	write_header(h, buf);
+	pl_sha256(buf, *len, enc->d.header);
+	pl_sha256_init(&enc->session_sha);
+	pl_sha256_update(&enc->session_sha, buf, *len);
+	return 0;
+}
+
+int pl_frame_encoder_data(struct pl_frame_encoder *enc, unsigned bundle, const void *payload,
+			  size_t n, uint8_t head[PL_FRAME_HEAD_LEN], char *err, size_t errlen)
+{
+	if (enc->h.nbundles == 0 || enc->ended)
+		return frame_fail(err, errlen, "DATA outside a session");
+	if (check_data(&enc->h, &enc->d, enc->current, bundle, n, 0, err, errlen) < 0)
+		return -1;
+	if ((int)bundle != enc->current) {
+		if (enc->current >= 0)
+			close_bundle(&enc->bundle_sha, &enc->d, (unsigned)enc->current);
+		pl_sha256_init(&enc->bundle_sha);
+		enc->current = (int)bundle;
+	}
+	pl_sha256_update(&enc->bundle_sha, payload, n);
+	enc->d.sizes[bundle] += n;
+	enc->d.total += n;
+	write_head(head, TYPE_DATA, (uint16_t)bundle, (uint32_t)n);
+	return 0;
+}
+
+int pl_frame_encoder_end(struct pl_frame_encoder *enc, uint8_t *buf, size_t cap, size_t *len,
+			 char *err, size_t errlen)
+{
+	unsigned last = enc->h.nbundles - 1;
+	size_t n = pl_frame_end_len(enc->h.nbundles);
+
+	if (enc->h.nbundles == 0 || enc->ended)
+		return frame_fail(err, errlen, "END outside a session");
+	if (enc->current < 0)
+		return frame_fail(err, errlen, "END before any data");
+	if (enc->current != (int)last)
+		return frame_fail(err, errlen, "END after bundle %d of %u", enc->current,
+				  enc->h.nbundles);
+	if (bundle_short(&enc->h, &enc->d, last))
+		return bundle_short_fail(&enc->h, &enc->d, last, err, errlen);
+	if (cap < n)
+		return frame_fail(err, errlen, "END needs %zu bytes, the buffer has %zu", n, cap);
+	close_bundle(&enc->bundle_sha, &enc->d, last);
+	session_digest(&enc->session_sha, &enc->h, &enc->d);
+	write_head(buf, TYPE_END, (uint16_t)enc->h.nbundles, (uint32_t)(n - PL_FRAME_HEAD_LEN));
+	write_table(&enc->h, &enc->d, buf + PL_FRAME_HEAD_LEN);
+	memcpy(buf + n - PL_SHA256_LEN, enc->d.session, PL_SHA256_LEN);
+	enc->ended = true;
+	*len = n;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- decoder */
+
+void pl_frame_decoder_init(struct pl_frame_decoder *dec, uint32_t job_id, const char *key,
+			   uint64_t max_total)
+{
+	memset(dec, 0, sizeof(*dec));
+	dec->want_job = job_id;
+	snprintf(dec->want_key, sizeof(dec->want_key), "%s", key ? key : "");
+	dec->max_total = max_total;
+	dec->state = PL_FRAME_IN_HEADER;
+	dec->current = -1;
+	dec->need = PL_FRAME_HEADER_FIXED;
+}
+
+static int decode_fail(struct pl_frame_decoder *dec, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int decode_fail(struct pl_frame_decoder *dec, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	dec->state = PL_FRAME_FAILED;
+	return PL_FRAME_ERROR;
+}
+
+/* Accumulates input into acc until it holds dec->need bytes; false when the input ran out. */
+static bool fill(struct pl_frame_decoder *dec, const uint8_t *in, size_t len, size_t *pos)
+{
+	size_t take = dec->need - dec->have;
+
+	if (take > len - *pos)
+		take = len - *pos;
+	if (take > 0) {
+		memcpy(dec->acc + dec->have, in + *pos, take);
+		dec->have += take;
+		*pos += take;
+		dec->offset += take;
+	}
+	return dec->have == dec->need;
+}
+
+/* The first bytes must say what the stream is before anything else is read: a stranger (an HTTP
+ * request, a port scanner) is refused at its first wrong byte. */
+static int check_preamble(struct pl_frame_decoder *dec, char *err, size_t errlen)
+{
+	size_t n = dec->have < 4 ? dec->have : 4;
+
+	if (memcmp(dec->acc, PL_FRAME_MAGIC, n) != 0)
+		return decode_fail(dec, err, errlen, "not a pylaunch tree stream (bad magic)");
+	if (dec->have >= 5 && dec->acc[4] != PL_FRAME_VERSION)
+		return decode_fail(dec, err, errlen, "stream version %u (this node speaks %d)",
+				   dec->acc[4], PL_FRAME_VERSION);
+	return 0;
+}
+
+static int parse_header_fixed(struct pl_frame_decoder *dec, char *err, size_t errlen)
+{
+	const uint8_t *p = dec->acc;
+	char key[PL_FRAME_KEY_LEN + 1];
+
+	dec->h.nbundles = p[5];
+	if (get_be16(p + 6) != 0)
+		return decode_fail(dec, err, errlen, "header: reserved bytes are not zero");
+	if (dec->h.nbundles < 1 || dec->h.nbundles > PL_FRAME_MAX_BUNDLES)
+		return decode_fail(dec, err, errlen,
+				   "header announces %u bundles (1 to %d allowed)", dec->h.nbundles,
+				   PL_FRAME_MAX_BUNDLES);
+	dec->h.job_id = get_be32(p + 8);
+	if (dec->h.job_id != dec->want_job)
+		return decode_fail(dec, err, errlen, "stream is for job %" PRIu32 ", not %" PRIu32,
+				   dec->h.job_id, dec->want_job);
+	memcpy(key, p + 12, PL_FRAME_KEY_LEN);
+	key[PL_FRAME_KEY_LEN] = '\0';
+	if (!pl_frame_key_valid(key))
+		return decode_fail(dec, err, errlen, "malformed session key in the header");
+	if (strcmp(key, dec->want_key) != 0)
+		return decode_fail(dec, err, errlen, "stream is for session %s, not %s", key,
+				   dec->want_key);
+	memcpy(dec->h.key, key, sizeof(key));
+	dec->need = pl_frame_header_len(dec->h.nbundles);
+	return 0;
+}
+
+static int parse_header_entries(struct pl_frame_decoder *dec, char *err, size_t errlen)
+{
+	const uint8_t *p = dec->acc + PL_FRAME_HEADER_FIXED;
+	char why[PL_FRAME_ERRLEN];
+
+	for (unsigned i = 0; i < dec->h.nbundles; i++, p += PL_FRAME_HEADER_ENTRY) {
+		if (p[1] != 0)
+			return decode_fail(dec, err, errlen,
+					   "header: bundle %u: reserved byte is not zero", i);
+		if (get_be16(p + 2) != i)
+			return decode_fail(dec, err, errlen, "header: bundle %u has index %u", i,
+					   get_be16(p + 2));
+		dec->h.bundles[i].kind = (enum pl_frame_kind)p[0];
+		dec->h.bundles[i].size = get_be64(p + 4);
+	}
+	if (check_header(&dec->h, dec->max_total, why, sizeof(why)) < 0)
+		return decode_fail(dec, err, errlen, "header: %s", why);
+	return 0;
+}
+
+static int accept_header(struct pl_frame_decoder *dec, char *err, size_t errlen)
+{
+	if (parse_header_entries(dec, err, errlen) < 0)
+		return PL_FRAME_ERROR;
+	pl_sha256(dec->acc, dec->have, dec->d.header);
+	pl_sha256_init(&dec->session_sha);
+	pl_sha256_update(&dec->session_sha, dec->acc, dec->have);
+	dec->state = PL_FRAME_IN_HEAD;
+	dec->need = PL_FRAME_HEAD_LEN;
+	dec->have = 0;
+	return PL_FRAME_HEADER;
+}
+
+/* HEADER bytes: the fixed part first (which says how long the rest is), then the entries. */
+static int step_header(struct pl_frame_decoder *dec, const uint8_t *in, size_t len, size_t *pos,
+		       char *err, size_t errlen)
+{
+	while (*pos < len) {
+		/* One byte at a time until the version is known. */
+		if (dec->have < 5)
+			dec->need = dec->have + 1;
+		if (!fill(dec, in, len, pos))
+			break;
+		if (check_preamble(dec, err, errlen) < 0)
+			return PL_FRAME_ERROR;
+		if (dec->have < 5)
+			continue;
+		if (dec->have < PL_FRAME_HEADER_FIXED) {
+			dec->need = PL_FRAME_HEADER_FIXED;
+			continue;
+		}
+		if (dec->have == PL_FRAME_HEADER_FIXED && parse_header_fixed(dec, err, errlen) < 0)
+			return PL_FRAME_ERROR;
+		if (dec->have == dec->need)
+			return accept_header(dec, err, errlen);
+	}
+	return PL_FRAME_MORE;
+}
+
+static int start_data(struct pl_frame_decoder *dec, uint64_t at, struct pl_frame_event_info *ev,
+		      char *err, size_t errlen)
+{
+	unsigned bundle = get_be16(dec->acc + 2);
+	uint32_t n = get_be32(dec->acc + 4);
+	int previous = dec->current;
+	char why[PL_FRAME_ERRLEN];
+
+	if (check_data(&dec->h, &dec->d, dec->current, bundle, n, dec->max_total, why,
+		       sizeof(why)) < 0)
+		return decode_fail(dec, err, errlen, "%s at stream offset %" PRIu64, why, at);
+	dec->payload = n;
+	dec->state = PL_FRAME_IN_PAYLOAD;
+	if ((int)bundle == previous)
+		return PL_FRAME_MORE;
+	if (previous >= 0)
+		close_bundle(&dec->bundle_sha, &dec->d, (unsigned)previous);
+	pl_sha256_init(&dec->bundle_sha);
+	dec->current = (int)bundle;
+	if (previous < 0)
+		return PL_FRAME_MORE;
+	ev->bundle = (unsigned)previous;
+	return PL_FRAME_BUNDLE_END;
+}
+
+static int start_end(struct pl_frame_decoder *dec, uint64_t at, struct pl_frame_event_info *ev,
+		     char *err, size_t errlen)
+{
+	unsigned nb = get_be16(dec->acc + 2), last = dec->h.nbundles - 1;
+	uint32_t n = get_be32(dec->acc + 4);
+
+	if (nb != dec->h.nbundles)
+		return decode_fail(dec, err, errlen, "END frame lists %u bundles, the header %u",
+				   nb, dec->h.nbundles);
+	if (n != pl_frame_end_len(nb) - PL_FRAME_HEAD_LEN)
+		return decode_fail(dec, err, errlen,
+				   "END frame of %" PRIu32 " bytes (expected %zu)", n,
+				   pl_frame_end_len(nb) - PL_FRAME_HEAD_LEN);
+	if (dec->current < 0)
+		return decode_fail(dec, err, errlen,
+				   "END frame at stream offset %" PRIu64 " before any data", at);
+	if (dec->current != (int)last)
+		return decode_fail(dec, err, errlen,
+				   "END frame at stream offset %" PRIu64 " after bundle %d of %u",
+				   at, dec->current, dec->h.nbundles);
+	if (bundle_short(&dec->h, &dec->d, last)) {
+		bundle_short_fail(&dec->h, &dec->d, last, err, errlen);
+		dec->state = PL_FRAME_FAILED;
+		return PL_FRAME_ERROR;
+	}
+	close_bundle(&dec->bundle_sha, &dec->d, last);
+	dec->state = PL_FRAME_IN_END;
+	dec->need = n;
+	dec->have = 0;
+	ev->bundle = last;
+	return PL_FRAME_BUNDLE_END;
+}
+
+static int step_head(struct pl_frame_decoder *dec, const uint8_t *in, size_t len, size_t *pos,
+		     struct pl_frame_event_info *ev, char *err, size_t errlen)
+{
+	uint64_t at;
+
+	if (!fill(dec, in, len, pos))
+		return PL_FRAME_MORE;
+	at = dec->offset - PL_FRAME_HEAD_LEN;
+	dec->have = 0;
+	if (dec->acc[0] != TYPE_DATA && dec->acc[0] != TYPE_END)
+		return decode_fail(dec, err, errlen,
+				   "unknown frame type 0x%02x at stream offset %" PRIu64,
+				   dec->acc[0], at);
+	if (dec->acc[1] != 0)
+		return decode_fail(dec, err, errlen,
+				   "frame at stream offset %" PRIu64 ": reserved byte is not zero",
+				   at);
+	if (dec->acc[0] == TYPE_DATA)
+		return start_data(dec, at, ev, err, errlen);
+	return start_end(dec, at, ev, err, errlen);
+}
+
+static int step_payload(struct pl_frame_decoder *dec, const uint8_t *in, size_t len, size_t *pos,
+			struct pl_frame_event_info *ev)
+{
+	size_t take = len - *pos;
+
+	if (take == 0)
+		return PL_FRAME_MORE;
+	if (take > dec->payload)
+		take = dec->payload;
+	pl_sha256_update(&dec->bundle_sha, in + *pos, take);
+	dec->d.sizes[dec->current] += take;
+	dec->d.total += take;
+	dec->payload -= (uint32_t)take;
+	dec->offset += take;
+	ev->bundle = (unsigned)dec->current;
+	ev->data = in + *pos;
+	ev->len = take;
+	*pos += take;
+	if (dec->payload == 0) {
+		dec->state = PL_FRAME_IN_HEAD;
+		dec->need = PL_FRAME_HEAD_LEN;
+	}
+	return PL_FRAME_DATA;
+}
+
+/* The END body against what arrived: each bundle's size and digest, then the session digest. */
+static int verify_end(struct pl_frame_decoder *dec, char *err, size_t errlen)
+{
+	const uint8_t *p = dec->acc;
+
+	for (unsigned i = 0; i < dec->h.nbundles; i++, p += PL_FRAME_END_ENTRY) {
+		if (get_be64(p) != dec->d.sizes[i])
+			return decode_fail(
+			    dec, err, errlen,
+			    "bundle %u (%s): END says %" PRIu64 " bytes, %" PRIu64 " arrived", i,
+			    kind_name(dec->h.bundles[i].kind), get_be64(p), dec->d.sizes[i]);
+		if (memcmp(p + 8, dec->d.bundles[i], PL_SHA256_LEN) != 0)
+			return decode_fail(dec, err, errlen,
+					   "bundle %u (%s): SHA-256 mismatch: the stream was "
+					   "corrupted",
+					   i, kind_name(dec->h.bundles[i].kind));
+	}
+	session_digest(&dec->session_sha, &dec->h, &dec->d);
+	if (memcmp(p, dec->d.session, PL_SHA256_LEN) != 0)
+		return decode_fail(dec, err, errlen,
+				   "session digest mismatch: the stream was corrupted");
+	dec->state = PL_FRAME_DONE;
+	return PL_FRAME_END;
+}
+
+static int step_end(struct pl_frame_decoder *dec, const uint8_t *in, size_t len, size_t *pos,
+		    char *err, size_t errlen)
+{
+	if (!fill(dec, in, len, pos))
+		return PL_FRAME_MORE;
+	return verify_end(dec, err, errlen);
+}
+
+static int step(struct pl_frame_decoder *dec, const uint8_t *in, size_t len, size_t *pos,
+		struct pl_frame_event_info *ev, char *err, size_t errlen)
+{
+	switch (dec->state) {
+	case PL_FRAME_IN_HEADER:
+		return step_header(dec, in, len, pos, err, errlen);
+	case PL_FRAME_IN_HEAD:
+		return step_head(dec, in, len, pos, ev, err, errlen);
+	case PL_FRAME_IN_PAYLOAD:
+		return step_payload(dec, in, len, pos, ev);
+	case PL_FRAME_IN_END:
+		return step_end(dec, in, len, pos, err, errlen);
+	case PL_FRAME_DONE:
+		if (*pos < len)
+			return decode_fail(dec, err, errlen, "bytes after the end of the session");
+		return PL_FRAME_END;
+	case PL_FRAME_FAILED:
+		break;
+	}
+	return frame_fail(err, errlen, "the session already failed");
+}
+
+int pl_frame_decode(struct pl_frame_decoder *dec, const uint8_t *in, size_t len, size_t *used,
+		    struct pl_frame_event_info *ev, char *err, size_t errlen)
+{
+	size_t pos = 0;
+	int rc;
+
+	memset(ev, 0, sizeof(*ev));
+	do {
+		rc = step(dec, in, len, &pos, ev, err, errlen);
+	} while (rc == PL_FRAME_MORE && pos < len);
+	*used = pos;
+	return rc;
+}
+
+void pl_frame_decoder_eof(const struct pl_frame_decoder *dec, char *err, size_t errlen)
+{
+	uint64_t at = dec->offset;
+
+	switch (dec->state) {
+	case PL_FRAME_IN_HEADER:
+		snprintf(err, errlen, "the stream stopped at offset %" PRIu64 ", in the header",
+			 at);
+		break;
+	case PL_FRAME_IN_HEAD:
+	case PL_FRAME_IN_PAYLOAD:
+		if (dec->current < 0)
+			snprintf(err, errlen,
+				 "the stream stopped at offset %" PRIu64 ", before any data", at);
+		else
+			snprintf(err, errlen,
+				 "the stream stopped at offset %" PRIu64
+				 ", in bundle %d after %" PRIu64 " bytes",
+				 at, dec->current, dec->d.sizes[dec->current]);
+		break;
+	case PL_FRAME_IN_END:
+		snprintf(err, errlen, "the stream stopped at offset %" PRIu64 ", in its END frame",
+			 at);
+		break;
+	case PL_FRAME_DONE:
+		snprintf(err, errlen, "the stream is complete");
+		break;
+	case PL_FRAME_FAILED:
+		snprintf(err, errlen, "the stream failed at offset %" PRIu64, at);
+		break;
+	}
+}
