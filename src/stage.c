@@ -195,7 +195,8 @@ static void result_from_status(const char *status, struct pl_stage_result *res)
 {
 	res->ok = strncmp(status, STATUS_OK, strlen(STATUS_OK)) == 0;
 	if (!res->ok)
-		snprintf(res->message, sizeof(res->message), "%s",
+		snprintf(res->message, sizeof(res->message), "%.*s",
+			 (int)(sizeof(res->message) - 1),
 			 strncmp(status, STATUS_ERROR, strlen(STATUS_ERROR)) == 0
 			     ? status + strlen(STATUS_ERROR)
 			     : "unreadable staging status");
@@ -265,29 +266,6 @@ out:
 	if (basefd >= 0)
 		close(basefd);
 	return rc;
-}
-
-int pl_stage_lookup(const struct pl_config *cfg, uint32_t job_id, const char *key,
-		    struct pl_stage_result *res)
-{
-	char status[PL_ERRLEN + 16];
-	char path[PATH_MAX];
-	int statefd;
-	int rc;
-
-	memset(res, 0, sizeof(*res));
-	tree_path(cfg, job_id, key, res->root, sizeof(res->root));
-	snprintf(path, sizeof(path), "%s/.state/%u", cfg->stage_dir, job_id);
-	statefd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (statefd < 0)
-		return -1;
-	rc = pl_stage_status_read(statefd, key, status, sizeof(status));
-	close(statefd);
-	if (rc < 0)
-		return -1;
-	res->reused = true;
-	result_from_status(status, res);
-	return 0;
 }
 
 struct purge_work {

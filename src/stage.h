@@ -26,9 +26,6 @@ struct pl_stage_result {
  * bundle returns 0 with res->ok false and the reason recorded for task_init. */
 int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user,
 		    const char *bundles, const char *key, struct pl_stage_result *res);
-/* What was staged for key, without staging: 0 with res filled, -1 if nothing. */
-int pl_stage_lookup(const struct pl_config *cfg, uint32_t job_id, const char *key,
-		    struct pl_stage_result *res);
 /* Removes everything the job staged on this node; logs what it could not. */
 void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user);
 
