@@ -26,7 +26,15 @@ chown munge: "$munge_dir"
 chmod 0755 "$munge_dir" # munged wants its socket directory searchable by all
 runuser -u munge -- munged --socket="$munge_dir/sock" --pid-file="$munge_dir/pid" \
 	--log-file="$munge_dir/log" --seed-file="$munge_dir/seed"
-stop_munged() { [ -f "$munge_dir/pid" ] && kill "$(cat "$munge_dir/pid")" 2>/dev/null; rm -rf "$munge_dir"; }
+stop_munged() {
+	local pid
+	pid=$(cat "$munge_dir/pid" 2>/dev/null) || pid=""
+	# munged writes its seed file as it exits: wait for it before removing the directory.
+	if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+		while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	fi
+	rm -rf "$munge_dir"
+}
 trap stop_munged EXIT
 export PL_TEST_MUNGE_SOCKET="$munge_dir/sock"
 
