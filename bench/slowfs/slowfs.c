@@ -331,9 +331,12 @@ static void bw_wait(size_t n)
 
 /* ---------------------------------------------------------------- inodes */
 
+/* An inode the kernel knows: its backing object is named by its path below the source (the
+ * source does not change under a benchmark), not held open, so that a kernel caching the inodes
+ * of a 20,000-file tree costs no descriptors. */
 struct sf_inode {
 	struct sf_inode *hnext; /* itab chain, under itab_lock */
-	int fd;			/* O_PATH descriptor of the backing object */
+	int fd;			/* the root only: O_PATH descriptor of the source */
 	dev_t dev;
 	ino_t ino;
 	uint64_t nlookup; /* under itab_lock */
@@ -348,6 +351,13 @@ static struct sf_inode root;
 static struct sf_inode *IN(fuse_ino_t ino)
 {
 	return ino == FUSE_ROOT_ID ? &root : (struct sf_inode *)(uintptr_t)ino;
+}
+
+/* the path to use with root.fd for *at() calls */
+static const char *REL(fuse_ino_t ino)
+{
+	const char *p = IN(ino)->path;
+	return *p ? p : ".";
 }
 
 static size_t ihash(dev_t dev, ino_t ino)
@@ -376,59 +386,39 @@ static char *join_path(const char *parent, const char *name)
 
 static int do_lookup(struct sf_inode *parent, const char *name, struct fuse_entry_param *e)
 {
-	struct sf_inode *in, *other;
-	int fd;
+	struct sf_inode *in;
+	char *path = join_path(parent->path, name);
 
 	memset(e, 0, sizeof(*e));
 	e->attr_timeout = cfg.attr_timeout;
 	e->entry_timeout = cfg.entry_timeout;
-	if (fstatat(parent->fd, name, &e->attr, AT_SYMLINK_NOFOLLOW) == -1)
-		return errno;
+	if (!path)
+		return ENOMEM;
+	if (fstatat(root.fd, path, &e->attr, AT_SYMLINK_NOFOLLOW) == -1) {
+		int err = errno;
+		free(path);
+		return err;
+	}
 
 	pthread_mutex_lock(&itab_lock);
 	in = ifind(e->attr.st_dev, e->attr.st_ino);
-	if (in)
-		in->nlookup++;
-	pthread_mutex_unlock(&itab_lock);
 	if (in) {
-		e->ino = (uintptr_t)in;
-		return 0;
-	}
-
-	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1)
-		return errno;
-	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == -1) {
-		int err = errno;
-		close(fd);
-		return err;
-	}
-	in = calloc(1, sizeof(*in));
-	if (!in || !(in->path = join_path(parent->path, name))) {
-		free(in);
-		close(fd);
-		return ENOMEM;
-	}
-	in->fd = fd;
-	in->dev = e->attr.st_dev;
-	in->ino = e->attr.st_ino;
-	in->nlookup = 1;
-
-	pthread_mutex_lock(&itab_lock);
-	other = ifind(in->dev, in->ino);
-	if (other) {
-		other->nlookup++;
-	} else {
-		size_t b = ihash(in->dev, in->ino);
+		in->nlookup++;
+		free(path);
+	} else if ((in = calloc(1, sizeof(*in)))) {
+		size_t b = ihash(e->attr.st_dev, e->attr.st_ino);
+		in->fd = -1;
+		in->dev = e->attr.st_dev;
+		in->ino = e->attr.st_ino;
+		in->nlookup = 1;
+		in->path = path;
 		in->hnext = itab[b];
 		itab[b] = in;
 	}
 	pthread_mutex_unlock(&itab_lock);
-	if (other) {
-		close(in->fd);
-		free(in->path);
-		free(in);
-		in = other;
+	if (!in) {
+		free(path);
+		return ENOMEM;
 	}
 	e->ino = (uintptr_t)in;
 	return 0;
@@ -454,7 +444,6 @@ static void forget_one(fuse_ino_t ino, uint64_t n)
 			break;
 		}
 	pthread_mutex_unlock(&itab_lock);
-	close(in->fd);
 	free(in->path);
 	free(in);
 }
@@ -520,7 +509,7 @@ static void sf_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	(void)fi;
 	count(K_GETATTR);
 	mq_enter();
-	if (fstatat(IN(ino)->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == -1)
+	if (fstatat(root.fd, REL(ino), &st, AT_SYMLINK_NOFOLLOW) == -1)
 		err = errno;
 	mq_leave();
 	if (err)
@@ -537,7 +526,7 @@ static void sf_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	count(K_READLINK);
 	mq_enter();
-	n = readlinkat(IN(ino)->fd, "", buf, sizeof(buf));
+	n = readlinkat(root.fd, REL(ino), buf, sizeof(buf));
 	if (n == -1)
 		err = errno;
 	mq_leave();
@@ -554,7 +543,6 @@ static void sf_readlink(fuse_req_t req, fuse_ino_t ino)
 static void sf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sf_inode *in = IN(ino);
-	char proc[64];
 	int fd, err = 0;
 
 	count(K_OPEN);
@@ -563,8 +551,8 @@ static void sf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	mq_enter();
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in->fd);
-	fd = open(proc, (fi->flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL | O_TRUNC)) | O_CLOEXEC);
+	fd = openat(root.fd, REL(ino),
+		    (fi->flags & ~(O_CREAT | O_EXCL | O_TRUNC)) | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1)
 		err = errno;
 	mq_leave();
@@ -643,7 +631,7 @@ static void sf_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	mq_enter();
-	fd = openat(IN(ino)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(root.fd, REL(ino), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1)
 		err = errno;
 	else if (!(d->dp = fdopendir(fd))) {
@@ -736,7 +724,8 @@ static void sf_statfs(fuse_req_t req, fuse_ino_t ino)
 
 	count(K_STATFS);
 	mq_enter();
-	if (fstatvfs(IN(ino)->fd, &sv) == -1)
+	(void)ino;
+	if (fstatvfs(root.fd, &sv) == -1)
 		err = errno;
 	mq_leave();
 	if (err)
@@ -752,7 +741,7 @@ static void sf_access(fuse_req_t req, fuse_ino_t ino, int mask)
 
 	count(K_ACCESS);
 	mq_enter();
-	if (faccessat(IN(ino)->fd, "", mask, AT_EMPTY_PATH) == -1)
+	if (faccessat(root.fd, REL(ino), mask, AT_SYMLINK_NOFOLLOW) == -1)
 		err = errno;
 	mq_leave();
 	fuse_reply_err(req, err);
@@ -760,7 +749,7 @@ static void sf_access(fuse_req_t req, fuse_ino_t ino, int mask)
 
 static void sf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	char proc[64], *buf = NULL;
+	char proc[PATH_MAX + 32], *buf = NULL;
 	ssize_t n;
 	int err = 0;
 
@@ -770,8 +759,8 @@ static void sf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return;
 	}
 	mq_enter();
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", IN(ino)->fd);
-	n = getxattr(proc, name, buf, size);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", root.fd, REL(ino));
+	n = lgetxattr(proc, name, buf, size);
 	if (n == -1)
 		err = errno;
 	mq_leave();
@@ -786,7 +775,7 @@ static void sf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void sf_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	char proc[64], *buf = NULL;
+	char proc[PATH_MAX + 32], *buf = NULL;
 	ssize_t n;
 	int err = 0;
 
@@ -796,8 +785,8 @@ static void sf_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		return;
 	}
 	mq_enter();
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", IN(ino)->fd);
-	n = listxattr(proc, buf, size);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", root.fd, REL(ino));
+	n = llistxattr(proc, buf, size);
 	if (n == -1)
 		err = errno;
 	mq_leave();
@@ -1035,9 +1024,8 @@ static void *signal_thread(void *arg)
 
 /* ---------------------------------------------------------------- main */
 
-/* Every inode the kernel knows holds an O_PATH descriptor here, and the kernel keeps the inodes of
- * all cached dentries: a walk over a 20,000-file environment needs 20,000 descriptors.  Raise the
- * limit as far as the system allows (root may go up to fs.nr_open). */
+/* Each open file and directory holds a descriptor: many ranks opening many files at once need
+ * many.  Raise the limit as far as the system allows (root may go up to fs.nr_open). */
 static void raise_nofile(void)
 {
 	struct rlimit rl;
