@@ -125,12 +125,12 @@ int pl_stage_state_open(int basefd, uint32_t job_id, int *fd, char *err, size_t 
 	int rc;
 
 	snprintf(name, sizeof(name), "%u", job_id);
-	if (open_or_make_dir(basefd, STATE_DIR, 0755, &statefd) < 0) {
+	if (open_or_make_dir(basefd, STATE_DIR, 0700, &statefd) < 0) {
 		snprintf(err, errlen, "%s: %s", STATE_DIR, strerror(errno));
 		return -1;
 	}
 	rc = check_root_dir(statefd, STATE_DIR, err, errlen);
-	if (rc == 0 && open_or_make_dir(statefd, name, 0755, fd) < 0) {
+	if (rc == 0 && open_or_make_dir(statefd, name, 0700, fd) < 0) {
 		snprintf(err, errlen, "%s/%s: %s", STATE_DIR, name, strerror(errno));
 		rc = -1;
 	}
@@ -147,7 +147,7 @@ int pl_stage_status_write(int statefd, const char *key, const char *text)
 
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", key);
 	unlinkat(statefd, tmp, 0);
-	fd = openat(statefd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	fd = openat(statefd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
 	if (write(fd, text, len) == (ssize_t)len && fsync(fd) == 0)

@@ -3,7 +3,8 @@
  *   <stage.dir>/                 root, 0755: must be a real root-owned directory
  *   <stage.dir>/<jobid>/         the job's user, 0700: PYLAUNCH_ROOT trees below
  *   <stage.dir>/<jobid>/<key>/   one staged tree per set of bundles
- *   <stage.dir>/.state/<jobid>/  root, 0755: <key> status files, <key>.lock
+ *   <stage.dir>/.state/<jobid>/  root, 0700: <key> status files, <key>.lock (only root
+ *                                reads them: a failure reason names the user's files)
  *
  * Every step is relative to a directory fd and refuses symlinks, so a user who
  * plants a link in /dev/shm cannot steer root's mkdir, chown or unlink. */
