@@ -48,26 +48,41 @@ int pl_become_user(const struct pl_user *user, char *err, size_t errlen)
 }
 
 /* Whatever root had open (slurmd's sockets, its log) must not reach the user's
- * side, least of all a program it runs (conda-unpack). */
-static void close_inherited_fds(int keep)
+ * side, least of all a program it runs (conda-unpack): only the report pipe
+ * and the caller's data fd (or -1) stay. */
+static void close_inherited_fds(int report_fd, int data_fd)
 {
-	if (keep > 3)
-		close_range(3, (unsigned)keep - 1, 0);
-	close_range((unsigned)keep + 1, ~0U, 0);
+	int lo = report_fd < data_fd ? report_fd : data_fd;
+	int hi = report_fd < data_fd ? data_fd : report_fd;
+	unsigned from = 3;
+
+	if (lo >= 3) {
+		if ((unsigned)lo > from)
+			close_range(from, (unsigned)lo - 1, 0);
+		from = (unsigned)lo + 1;
+	}
+	if ((unsigned)hi > from)
+		close_range(from, (unsigned)hi - 1, 0);
+	close_range((unsigned)hi + 1 > from ? (unsigned)hi + 1 : from, ~0U, 0);
 }
 
 /* The child never returns: it reports "0" or "1<message>" and exits. */
-static void run_child(int fd, const struct pl_user *user, pl_user_work_fn work, void *arg)
+static void run_child(int fd, int data_fd, const struct pl_user *user, pl_user_work_fn work,
+		      void *arg)
 {
+	pid_t parent = getppid();
 	char msg[1024];
 	int rc;
 
-	/* An orphaned child must not outlive a killed prolog. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	close_inherited_fds(fd);
+	close_inherited_fds(fd, data_fd);
 	msg[0] = '0';
 	msg[1] = '\0';
 	rc = pl_become_user(user, msg + 1, sizeof(msg) - 1);
+	/* An orphaned child must not outlive a killed prolog. Set after the change of identity,
+	 * which clears it, and checked against a parent that died before it took effect. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
 	if (rc == 0)
 		rc = work(arg, msg + 1, sizeof(msg) - 1);
 	if (rc < 0)
@@ -127,40 +142,37 @@ static int reap(pid_t pid)
 	return status;
 }
 
-int pl_run_as_user(const struct pl_user *user, pl_user_work_fn work, void *arg, unsigned timeout,
-		   char *msg, size_t msglen)
+int pl_spawn_as_user(const struct pl_user *user, pl_user_work_fn work, void *arg, int data_fd,
+		     struct pl_user_child *child, char *msg, size_t msglen)
 {
-	char report[1024] = "";
 	int fds[2];
-	pid_t pid;
-	int timed_out;
-	int status;
 
+	child->pid = -1;
+	child->report_fd = -1;
 	if (pipe2(fds, O_CLOEXEC) < 0) {
 		snprintf(msg, msglen, "pipe: %s", strerror(errno));
 		return -1;
 	}
-	pid = fork();
-	if (pid < 0) {
+	child->pid = fork();
+	if (child->pid < 0) {
 		snprintf(msg, msglen, "fork: %s", strerror(errno));
 		close(fds[0]);
 		close(fds[1]);
 		return -1;
 	}
-	if (pid == 0) {
+	if (child->pid == 0) {
 		close(fds[0]);
-		run_child(fds[1], user, work, arg);
+		/* The data fd was opened close-on-exec like every fd of ours, but the
+		 * work may exec (conda-unpack) and must not hand it on: keep the flag. */
+		run_child(fds[1], data_fd, user, work, arg);
 	}
 	close(fds[1]);
-	timed_out = read_report(fds[0], timeout, report, sizeof(report));
-	close(fds[0]);
-	if (timed_out == 1)
-		kill(pid, SIGKILL);
-	status = reap(pid);
-	if (timed_out == 1) {
-		snprintf(msg, msglen, "did not finish within %u s (stage.timeout)", timeout);
-		return -1;
-	}
+	child->report_fd = fds[0];
+	return 0;
+}
+
+static int describe_end(const char *report, int status, char *msg, size_t msglen)
+{
 	if (report[0] == '0' && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		snprintf(msg, msglen, "%s", report + 1);
 		return 0;
@@ -173,4 +185,46 @@ int pl_run_as_user(const struct pl_user *user, pl_user_work_fn work, void *arg, 
 		snprintf(msg, msglen, "failed without a reason (exit status %d)",
 			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	return -1;
+}
+
+int pl_user_child_finish(struct pl_user_child *child, unsigned timeout, char *msg, size_t msglen)
+{
+	char report[1024] = "";
+	int timed_out;
+	int status;
+
+	timed_out = read_report(child->report_fd, timeout, report, sizeof(report));
+	close(child->report_fd);
+	child->report_fd = -1;
+	if (timed_out == 1)
+		kill(child->pid, SIGKILL);
+	status = reap(child->pid);
+	child->pid = -1;
+	if (timed_out == 1) {
+		snprintf(msg, msglen, "did not finish within %u s (stage.timeout)", timeout);
+		return -1;
+	}
+	return describe_end(report, status, msg, msglen);
+}
+
+void pl_user_child_kill(struct pl_user_child *child)
+{
+	if (child->pid > 0) {
+		kill(child->pid, SIGKILL);
+		reap(child->pid);
+		child->pid = -1;
+	}
+	if (child->report_fd >= 0)
+		close(child->report_fd);
+	child->report_fd = -1;
+}
+
+int pl_run_as_user(const struct pl_user *user, pl_user_work_fn work, void *arg, unsigned timeout,
+		   char *msg, size_t msglen)
+{
+	struct pl_user_child child;
+
+	if (pl_spawn_as_user(user, work, arg, -1, &child, msg, msglen) < 0)
+		return -1;
+	return pl_user_child_finish(&child, timeout, msg, msglen);
 }

@@ -25,6 +25,22 @@ typedef int (*pl_user_work_fn)(void *arg, char *msg, size_t msglen);
 int pl_run_as_user(const struct pl_user *user, pl_user_work_fn work, void *arg, unsigned timeout,
 		   char *msg, size_t msglen);
 
+/* The same, without waiting: the child also keeps data_fd (-1: none), a pipe
+ * or socket the work reads or writes (passed to it through arg); the caller
+ * closes its own copy of that end and later collects the child's outcome. */
+struct pl_user_child {
+	pid_t pid;
+	int report_fd; /* readable when the child reports or exits */
+};
+
+int pl_spawn_as_user(const struct pl_user *user, pl_user_work_fn work, void *arg, int data_fd,
+		     struct pl_user_child *child, char *msg, size_t msglen);
+/* Waits for the report (timeout seconds, 0 = none; past it the child is
+ * killed) and reaps the child: 0 and its summary, or -1 and the reason. */
+int pl_user_child_finish(struct pl_user_child *child, unsigned timeout, char *msg, size_t msglen);
+/* Kills and reaps a child whose outcome no longer matters. */
+void pl_user_child_kill(struct pl_user_child *child);
+
 /* The child's half, exposed for the unit tests (which run unprivileged): takes
  * gid, groups and uid of user, in that order, and checks root cannot return. */
 int pl_become_user(const struct pl_user *user, char *err, size_t errlen);
