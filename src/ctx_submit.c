@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,6 +51,17 @@ static int hand_on(spank_t sp, const char *job_control_name, const char *env_nam
 	return 0;
 }
 
+/* An srun inside a job that inherits the job's --pybundle uses what the prolog staged: the job's
+ * normalised list and key are in its environment already. Checking the files again would cost
+ * the shared file system an open per srun, for bundles every node already has. */
+static bool inherited_from_job(const char *raw)
+{
+	const char *list = getenv(PL_ENV_PYBUNDLE);
+
+	return pl_options_inherited("pybundle", raw) && list && *list &&
+	       pl_key_valid(getenv(PL_ENV_PYBUNDLE_KEY));
+}
+
 static int hand_on_pybundle(spank_t sp, const char *raw)
 {
 	char base[PATH_MAX];
@@ -59,6 +71,10 @@ static int hand_on_pybundle(spank_t sp, const char *raw)
 	char *joined = NULL;
 	int rc = -1;
 
+	if (inherited_from_job(raw)) {
+		pl_verbose("--pybundle: the job's (%s)", getenv(PL_ENV_PYBUNDLE));
+		return 0;
+	}
 	if (submit_base_dir(raw, base, sizeof(base)) < 0) {
 		pl_error_errno(errno, "--pybundle: cannot determine the current directory");
 		return -1;
