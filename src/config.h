@@ -31,11 +31,13 @@ struct pl_config {
 	uint64_t stage_max_size;    /* stage.max_size: 16G, extracted bytes per job and node */
 	bool stage_ld_library_path; /* stage.ld_library_path: true */
 	unsigned stage_timeout;	    /* stage.timeout: 600 s, bound for staging in the prolog */
+	bool tree_enabled;	    /* tree.enabled: true (false: every node reads itself) */
 	unsigned tree_fanout;	    /* tree.fanout: 8 (1..64) */
 	unsigned tree_port_min;	    /* tree.ports: 47000-47999 */
 	unsigned tree_port_max;
 	unsigned tree_connect_timeout; /* tree.connect_timeout: 5 s */
 	unsigned tree_stall_timeout;   /* tree.stall_timeout: 30 s */
+	bool tree_store_and_forward;   /* tree.store_and_forward: false (benchmarks) */
 	bool monitor_default;	       /* monitor.default: off */
 	double monitor_sample_rate;    /* monitor.sample_rate: 1.0 */
 	char *monitor_spool_dir;       /* monitor.spool_dir: /dev/shm/pylaunch-spool */

@@ -13,6 +13,7 @@
 #include "plugin.h"
 #include "stage.h"
 #include "sweep.h"
+#include "tree_net.h"
 
 /* Every path out of here returns 0 but one (the stage base cannot be made: a
  * fault of the node): a failing prolog or epilog drains the node and requeues
@@ -89,13 +90,36 @@ static void job_key(const char *bundles, char key[PL_KEY_LEN + 1])
 		pl_key_of_text(bundles, key);
 }
 
+/* Every node of the job runs this prolog at once only with PrologFlags=Alloc; without it a
+ * node's prolog waits for a step to land there, and a tree over the job's nodes would wait
+ * for peers that are not coming. */
+static void job_peers(const struct job_script *js, struct pl_stage_peers *peers)
+{
+	struct pl_slurm_facts facts;
+
+	pl_slurm_facts_get(&facts);
+	memset(peers, 0, sizeof(*peers));
+	peers->context = "prolog";
+	peers->nodelist = getenv("SLURM_NODELIST");
+	peers->self = js->node;
+	peers->slurm_uid = facts.slurm_uid;
+	if (!facts.known)
+		peers->no_tree = "the Slurm configuration cannot be read here";
+	else if (!facts.prolog_alloc)
+		peers->no_tree =
+		    "PrologFlags=Alloc is not set: the job's prologs do not run together";
+}
+
 static int stage_job(const struct job_script *js, const char *bundles)
 {
+	struct pl_stage_peers peers;
 	struct pl_stage_result res;
 	char key[PL_KEY_LEN + 1];
 
 	job_key(bundles, key);
-	if (pl_stage_ensure(pl_plugin_config(), js->job_id, &js->user, bundles, key, &res) < 0) {
+	job_peers(js, &peers);
+	if (pl_stage_ensure(pl_plugin_config(), js->job_id, &js->user, bundles, key, &peers, &res) <
+	    0) {
 		pl_error("prolog job %u on %s: node fault, cannot stage: %s", js->job_id, js->node,
 			 res.message);
 		return -1;

@@ -17,6 +17,7 @@
 #include "plugin.h"
 #include "stage.h"
 #include "task_env.h"
+#include "tree_net.h"
 
 #define PL_ENV_VALUE_MAX 16384
 
@@ -86,11 +87,33 @@ static void step_key(spank_t sp, char key[PL_KEY_LEN + 1])
 		pl_key_of_text(step.job.pybundle, key);
 }
 
+/* A step's nodes start their slurmstepds together, so they can fan the bundles out among
+ * themselves like the prologs of a job; this node is the step's node number S_JOB_NODEID. */
+static void step_peers(spank_t sp, struct pl_stage_peers *peers, char *nodelist, int len)
+{
+	struct pl_slurm_facts facts;
+	uint32_t step_id = 0;
+	uint32_t node_id = 0;
+
+	pl_slurm_facts_get(&facts);
+	memset(peers, 0, sizeof(*peers));
+	peers->context = "step";
+	peers->slurm_uid = facts.slurm_uid;
+	spank_get_item(sp, S_JOB_STEPID, &step_id);
+	if (step_id == SLURM_BATCH_SCRIPT ||
+	    spank_get_item(sp, S_JOB_NODEID, &node_id) != ESPANK_SUCCESS)
+		return; /* the batch step runs on one node */
+	peers->nodelist = step_env(sp, "SLURM_STEP_NODELIST", nodelist, len);
+	peers->self_index = node_id;
+}
+
 /* Root, in slurmstepd, before any task: the job's prolog staged these bundles
  * already, or this is a step inside an allocation that names others (staged
  * now, once per node, for this and later steps). */
 static void stage_step(spank_t sp)
 {
+	struct pl_stage_peers peers;
+	char nodelist[PL_ENV_VALUE_MAX];
 	struct pl_user user = {(uid_t)-1, (gid_t)-1};
 	char key[PL_KEY_LEN + 1];
 	uint32_t job_id = 0;
@@ -99,7 +122,8 @@ static void stage_step(spank_t sp)
 	spank_get_item(sp, S_JOB_UID, &user.uid);
 	spank_get_item(sp, S_JOB_GID, &user.gid);
 	step_key(sp, key);
-	if (pl_stage_ensure(pl_plugin_config(), job_id, &user, step.job.pybundle, key,
+	step_peers(sp, &peers, nodelist, sizeof(nodelist));
+	if (pl_stage_ensure(pl_plugin_config(), job_id, &user, step.job.pybundle, key, &peers,
 			    &step.stage) < 0) {
 		pl_error("%s: cannot stage: %s", step.where, step.stage.message);
 		return;

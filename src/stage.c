@@ -16,6 +16,7 @@
 #include "log.h"
 #include "purge.h"
 #include "stage_dir.h"
+#include "tree_stage.h"
 
 #define STATUS_OK "ok"
 #define STATUS_ERROR "error "
@@ -127,52 +128,73 @@ static void summarise(const struct pl_extract_stats *s, uint64_t bytes_read, siz
 		 s->hardlinks, s->setid_stripped);
 }
 
-static int extract_all(struct stage_work *w, int dirfd, char *msg, size_t len)
+static int fill_direct(void *ctx, int dirfd, const struct pl_extract_limits *lim,
+		       struct pl_extract_stats *stats, uint64_t *bytes_read, char *msg, size_t len)
 {
-	struct pl_extract_limits lim = {.max_bytes = w->cfg->stage_max_size};
+	const struct pl_bundle_list *bundles = ctx;
+
+	if (check_free_space(dirfd, bundles, msg, len) < 0)
+		return -1;
+	for (size_t i = 0; i < bundles->n; i++)
+		if (extract_one(bundles->paths[i], dirfd, lim, stats, bytes_read, msg, len) < 0)
+			return -1;
+	return 0;
+}
+
+static int fill_tree(const struct pl_stage_fill *fill, const char *tree, int dirfd, char *msg,
+		     size_t len)
+{
+	struct pl_extract_limits lim = {.max_bytes = fill->max_bytes};
 	struct pl_extract_stats stats = {0};
 	uint64_t bytes_read = 0;
 	char why[PL_ERRLEN];
 
-	if (check_free_space(dirfd, w->bundles, msg, len) < 0)
+	if (fill->fn(fill->ctx, dirfd, &lim, &stats, &bytes_read, msg, len) < 0)
 		return -1;
-	for (size_t i = 0; i < w->bundles->n; i++)
-		if (extract_one(w->bundles->paths[i], dirfd, &lim, &stats, &bytes_read, msg, len) <
-		    0)
-			return -1;
 	if (pl_extract_finish(dirfd, why, sizeof(why)) < 0) {
-		snprintf(msg, len, "%s: %s", w->bundles->paths[w->bundles->n - 1], why);
+		snprintf(msg, len, "%s: %s", tree, why);
 		return -1;
 	}
-	if (run_conda_unpack(w->tree, msg, len) < 0)
+	if (run_conda_unpack(tree, msg, len) < 0)
 		return -1;
-	summarise(&stats, bytes_read, w->bundles->n, msg, len);
+	summarise(&stats, bytes_read, fill->nbundles, msg, len);
 	return 0;
 }
 
-/* Runs as the user. A tree left by a staging that was killed is replaced. */
-static int stage_as_user(void *arg, char *msg, size_t len)
+/* A tree left by a staging that was killed is replaced. */
+int pl_stage_make_tree(const char *tree, const struct pl_stage_fill *fill, char *msg, size_t len)
 {
-	struct stage_work *w = arg;
 	char why[PL_ERRLEN];
 	int dirfd;
 	int rc;
 
 	umask(077);
-	if (pl_remove_tree(w->tree, why, sizeof(why)) < 0 || mkdir(w->tree, 0700) < 0) {
-		snprintf(msg, len, "%s: %s", w->tree, why[0] ? why : strerror(errno));
+	if (pl_remove_tree(tree, why, sizeof(why)) < 0 || mkdir(tree, 0700) < 0) {
+		snprintf(msg, len, "%s: %s", tree, why[0] ? why : strerror(errno));
 		return -1;
 	}
-	dirfd = open(w->tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	dirfd = open(tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dirfd < 0) {
-		snprintf(msg, len, "%s: %s", w->tree, strerror(errno));
+		snprintf(msg, len, "%s: %s", tree, strerror(errno));
 		return -1;
 	}
-	rc = extract_all(w, dirfd, msg, len);
+	rc = fill_tree(fill, tree, dirfd, msg, len);
 	close(dirfd);
 	if (rc < 0)
-		pl_remove_tree(w->tree, why, sizeof(why));
+		pl_remove_tree(tree, why, sizeof(why));
 	return rc;
+}
+
+/* Runs as the user. */
+static int stage_as_user(void *arg, char *msg, size_t len)
+{
+	struct stage_work *w = arg;
+	struct pl_stage_fill fill = {.fn = fill_direct,
+				     .ctx = (void *)w->bundles,
+				     .max_bytes = w->cfg->stage_max_size,
+				     .nbundles = w->bundles->n};
+
+	return pl_stage_make_tree(w->tree, &fill, msg, len);
 }
 
 /* ------------------------------------------------------------ root side */
@@ -202,22 +224,145 @@ static void result_from_status(const char *status, struct pl_stage_result *res)
 			     : "unreadable staging status");
 }
 
-static void stage_now(const struct pl_config *cfg, int basefd, uint32_t job_id,
-		      const struct pl_user *user, const char *bundles, struct pl_stage_result *res)
+/* What the one line per staging in the slurmd log says (pylaunch(8), "Logs"). */
+struct stage_report {
+	const char *mode;    /* tree, direct */
+	const char *role;    /* root, interior, leaf; single when direct */
+	const char *parent;  /* the node that served the stream, "-" */
+	const char *outcome; /* staged, reattached, direct (fell back), failed */
+	uint64_t bytes;	     /* stream bytes received (tree) */
+	long long shared;    /* bytes read from the shared file system, -1 unknown */
+	const char *reason;  /* why the tree was not used or was left */
+	struct timespec start;
+	char parent_buf[PL_NODE_NAME_MAX + 1];
+	char reason_buf[PL_ERRLEN];
+};
+
+static double epoch(const struct timespec *t)
 {
-	struct stage_work work = {.cfg = cfg};
+	return (double)t->tv_sec + (double)t->tv_nsec / 1e9;
+}
+
+static void log_stage(uint32_t job_id, const char *node, const struct stage_report *r,
+		      const struct pl_stage_result *res)
+{
+	struct timespec end;
+	char shared[32] = "-";
+
+	clock_gettime(CLOCK_REALTIME, &end);
+	if (r->shared >= 0)
+		snprintf(shared, sizeof(shared), "%lld", r->shared);
+	pl_info("stage job=%u node=%s mode=%s role=%s parent=%s outcome=%s bytes=%" PRIu64
+		" shared_bytes=%s start=%.3f end=%.3f seconds=%.2f reason=\"%s\"",
+		job_id, node, r->mode, r->role, r->parent, res->ok ? r->outcome : "failed",
+		r->bytes, shared, epoch(&r->start), epoch(&end), res->seconds,
+		r->reason ? r->reason : "");
+}
+
+static void stage_direct(const struct pl_config *cfg, const struct pl_user *user,
+			 const struct pl_bundle_list *list, struct pl_stage_result *res)
+{
+	struct stage_work work = {.cfg = cfg, .bundles = list};
+
+	snprintf(work.tree, sizeof(work.tree), "%s", res->root);
+	res->ok = pl_run_as_user(user, stage_as_user, &work, cfg->stage_timeout, res->message,
+				 sizeof(res->message)) == 0;
+}
+
+/* The tree needs Slurm's word that this node is one of them, and more than one node. */
+static const char *tree_refusal(const struct pl_config *cfg, const struct pl_stage_peers *peers,
+				struct pl_hostlist *hl, size_t *self, char *buf, size_t len)
+{
+	if (!cfg->tree_enabled)
+		return "tree.enabled is off";
+	if (peers->no_tree)
+		return peers->no_tree;
+	if (!peers->nodelist)
+		return "no node list";
+	if (pl_hostlist_expand(peers->nodelist, hl, buf, len) < 0)
+		return buf;
+	if (hl->n < 2)
+		return "a single node";
+	*self = peers->self ? pl_hostlist_index(hl, peers->self) : peers->self_index;
+	if (*self >= hl->n) {
+		snprintf(buf, len, "this node (%s) is not in the node list %s",
+			 peers->self ? peers->self : "?", peers->nodelist);
+		return buf;
+	}
+	return NULL;
+}
+
+static void stage_tree(const struct pl_config *cfg, const struct pl_tree_plan *plan,
+		       struct stage_report *r, struct pl_stage_result *res)
+{
+	struct pl_tree_outcome out;
+	struct pl_tree_run run;
+
+	r->mode = "tree";
+	if (pl_tree_start(plan, &run, res->message, sizeof(res->message)) < 0) {
+		stage_direct(cfg, plan->user, plan->bundles, res);
+		r->outcome = "direct";
+		return;
+	}
+	pl_tree_outcome(&run, cfg->stage_timeout, &out);
+	r->role = out.role;
+	snprintf(r->parent_buf, sizeof(r->parent_buf), "%s", out.parent);
+	r->parent = r->parent_buf;
+	r->bytes = out.bytes_in;
+	r->shared = (long long)out.shared_bytes;
+	if (out.result == PL_TREE_DIRECT) {
+		snprintf(r->reason_buf, sizeof(r->reason_buf), "%s", out.message);
+		r->reason = r->reason_buf;
+		r->outcome = "direct";
+		r->shared = -1;
+		stage_direct(cfg, plan->user, plan->bundles, res);
+	} else {
+		res->ok = out.result == PL_TREE_STAGED;
+		snprintf(res->message, sizeof(res->message), "%s", out.message);
+		r->outcome = out.reattached ? "reattached" : "staged";
+	}
+	/* The nodes below may still be served after this one is staged. */
+	pl_tree_finish(&run, cfg->tree_stall_timeout + 2 * cfg->tree_connect_timeout + 5);
+}
+
+static void stage_now(const struct pl_config *cfg, int basefd, uint32_t job_id,
+		      const struct pl_user *user, const char *bundles, const char *key,
+		      const struct pl_stage_peers *peers, struct pl_stage_result *res)
+{
+	struct stage_report r = {
+	    .mode = "direct", .role = "single", .parent = "-", .outcome = "staged", .shared = -1};
+	struct pl_hostlist hl = {0};
 	struct pl_bundle_list list;
+	char why[PL_ERRLEN];
 	struct timespec t0;
+	size_t self = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	clock_gettime(CLOCK_REALTIME, &r.start);
 	if (pl_bundle_list_parse(bundles, "/", &list, res->message, sizeof(res->message)) < 0)
 		return;
-	work.bundles = &list;
-	snprintf(work.tree, sizeof(work.tree), "%s", res->root);
-	if (pl_stage_job_dir(basefd, job_id, user, res->message, sizeof(res->message)) == 0)
-		res->ok = pl_run_as_user(user, stage_as_user, &work, cfg->stage_timeout,
-					 res->message, sizeof(res->message)) == 0;
+	if (pl_stage_job_dir(basefd, job_id, user, res->message, sizeof(res->message)) == 0) {
+		r.reason = tree_refusal(cfg, peers, &hl, &self, why, sizeof(why));
+		if (r.reason) {
+			stage_direct(cfg, user, &list, res);
+		} else {
+			struct pl_tree_plan plan = {.cfg = cfg,
+						    .context = peers->context,
+						    .job_id = job_id,
+						    .key = key,
+						    .nodes = &hl,
+						    .self = self,
+						    .user = user,
+						    .bundles = &list,
+						    .tree = res->root,
+						    .slurm_uid = peers->slurm_uid};
+
+			stage_tree(cfg, &plan, &r, res);
+		}
+	}
 	res->seconds = seconds_since(&t0);
+	log_stage(job_id, hl.n ? hl.names[self] : (peers->self ? peers->self : "?"), &r, res);
+	pl_hostlist_free(&hl);
 	pl_bundle_list_free(&list);
 }
 
@@ -232,7 +377,8 @@ static void record_status(int statefd, const char *key, const struct pl_stage_re
 }
 
 int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user,
-		    const char *bundles, const char *key, struct pl_stage_result *res)
+		    const char *bundles, const char *key, const struct pl_stage_peers *peers,
+		    struct pl_stage_result *res)
 {
 	char status[PL_ERRLEN + 16];
 	int basefd = -1;
@@ -256,7 +402,7 @@ int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct p
 		result_from_status(status, res);
 		goto out;
 	}
-	stage_now(cfg, basefd, job_id, user, bundles, res);
+	stage_now(cfg, basefd, job_id, user, bundles, key, peers, res);
 	record_status(statefd, key, res);
 out:
 	if (lockfd >= 0)

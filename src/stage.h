@@ -6,11 +6,25 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
+#include "extract.h"
 #include "optparse.h"
 #include "runas.h"
+
+/* Who stages together: the nodes of the job (the prolog) or of a step (slurmstepd), among which
+ * the bundles are fanned out over a tree; a NULL nodelist stages this node alone. */
+struct pl_stage_peers {
+	const char *context;  /* "prolog" or "step", for the log */
+	const char *nodelist; /* hostlist expression (SLURM_NODELIST, the step's) or NULL */
+	const char *self;     /* this node's name in it, or NULL: */
+	size_t self_index;    /* ... its index there */
+	const char *no_tree;  /* why the tree must not be used (NULL: it may) */
+	uid_t slurm_uid;      /* SlurmUser: its credentials are accepted besides root's */
+};
 
 struct pl_stage_result {
 	bool ok;
@@ -25,7 +39,26 @@ struct pl_stage_result {
  * fault of the node itself (the stage base cannot be made); a user's bad
  * bundle returns 0 with res->ok false and the reason recorded for task_init. */
 int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user,
-		    const char *bundles, const char *key, struct pl_stage_result *res);
+		    const char *bundles, const char *key, const struct pl_stage_peers *peers,
+		    struct pl_stage_result *res);
+/* How a staged tree is filled, as the user: fn extracts the bundles beneath dirfd (within lim,
+ * adding to stats and to *bytes_read what the shared file system gave), or fails with "WHAT:
+ * reason" in msg. */
+typedef int (*pl_stage_fill_fn)(void *ctx, int dirfd, const struct pl_extract_limits *lim,
+				struct pl_extract_stats *stats, uint64_t *bytes_read, char *msg,
+				size_t len);
+struct pl_stage_fill {
+	pl_stage_fill_fn fn;
+	void *ctx;
+	uint64_t max_bytes;
+	size_t nbundles;
+};
+
+/* As the user: makes tree anew (replacing what a killed staging left), fills it, applies the
+ * directory modes, runs a conda-pack bundle's bin/conda-unpack, and leaves a summary in msg;
+ * on failure removes the tree and leaves the reason. */
+int pl_stage_make_tree(const char *tree, const struct pl_stage_fill *fill, char *msg, size_t len);
+
 /* Removes everything the job staged on this node; logs what it could not. */
 void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user);
 

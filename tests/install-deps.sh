@@ -9,6 +9,7 @@ packages=(
 	valgrind clang-format python3 python3-pytest
 	tar zstd xz-utils bzip2 lz4 strace
 	python3-numpy python3-scipy rsyslog
+	libfuse3-dev fuse3 util-linux iproute2
 )
 
 missing=()

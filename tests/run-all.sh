@@ -58,8 +58,14 @@ step "integration tests on a real multi-node Slurm"
 cd tests/integration
 set +e
 # Debian's interpreter: it is the one python3-pytest installs into.
-PYLAUNCH_PLUGIN="$top/_build/.libs/pylaunch.so" /usr/bin/python3 -m pytest -p no:cacheprovider "$@"
+PYLAUNCH_PLUGIN="$top/_build/.libs/pylaunch.so" /usr/bin/python3 -m pytest -p no:cacheprovider \
+	-m "not tree" "$@"
 rc=$?
+step "the fan-out tree on a 16-node Slurm"
+NODES=16 PYLAUNCH_PLUGIN="$top/_build/.libs/pylaunch.so" /usr/bin/python3 -m pytest \
+	-p no:cacheprovider -m tree "$@"
+rc_tree=$?
+[ $rc -eq 0 ] && rc=$rc_tree
 set -e
 bash "$top/tests/cluster/cluster.sh" down >/dev/null 2>&1 || true
 exit $rc

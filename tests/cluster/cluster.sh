@@ -6,7 +6,7 @@
 # munged run on the host. Must run as root.
 #
 #   cluster.sh deps             install the Debian packages the cluster needs
-#   cluster.sh up               (re)boot the cluster: env NODES PLUGIN PLUGIN_ARGS
+#   cluster.sh up               (re)boot the cluster: env NODES PLUGIN PLUGIN_ARGS PROLOG_FLAGS
 #                               CLUSTER_DIR TEST_USER
 #   cluster.sh down             stop and remove everything `up` made (idempotent)
 #   cluster.sh status           sinfo -N -l and the cluster's processes
@@ -282,7 +282,9 @@ ensure_user() {
 node_ip() { echo "$NET.$((10 + $1))"; }
 
 write_slurm_conf() {
-	local i
+	local i prolog_flags="PrologFlags=${PROLOG_FLAGS:-Alloc}"
+	# PROLOG_FLAGS=none: prologs run only as steps reach a node (pylaunch then stages directly).
+	[[ ${PROLOG_FLAGS:-} == none ]] && prolog_flags="# no PrologFlags"
 	{
 		cat <<-EOF
 			# Written by tests/cluster/cluster.sh; removed by 'cluster.sh down'.
@@ -303,7 +305,7 @@ write_slurm_conf() {
 			JobCompType=jobcomp/none
 			SelectType=select/cons_tres
 			SelectTypeParameters=CR_Core
-			PrologFlags=Alloc
+			$prolog_flags
 			ReturnToService=2
 			# Nodes declare 4 CPUs whatever the host has.
 			SlurmdParameters=config_overrides

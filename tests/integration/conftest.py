@@ -40,7 +40,16 @@ def cluster_lock():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def cluster(cluster_lock):
+def shared_fs(cluster_lock):
+    """The stand-in for the shared file system (bench/slowfs): counts every open and byte read.
+    Mounted before the nodes' namespaces exist, so that every node sees it."""
+    pc.mount_shared_fs()
+    yield
+    pc.unmount_shared_fs()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cluster(cluster_lock, shared_fs):
     plugin = built_plugin()
     env = {"PLUGIN": str(plugin),
            "PLUGIN_ARGS": f"config={pc.SITE_CONFIG} debug=yes"}

@@ -4,6 +4,7 @@ Everything here talks to a real slurmctld and real slurmd processes; the
 assertions read what the plugin wrote to the slurmd logs and what srun, sbatch
 and salloc printed.
 """
+import json
 import os
 import pathlib
 import re
@@ -36,6 +37,39 @@ monitor:
     - type: file
       path: {SINK_FILE}
 """
+
+
+# The shared file system of the tests: slowfs (bench/slowfs) over SHARED_SRC, counting opens and
+# bytes per path; SHARED serves it at full speed, SLOW at SLOW_MBPS (transfers that last long
+# enough to break them mid-way).
+SLOWFS = REPO / "bench" / "slowfs"
+SHARED_SRC = pathlib.Path("/var/tmp/pylaunch-test-shared")
+SHARED = pathlib.Path("/run/pylaunch-test-shared")
+SLOW = pathlib.Path("/run/pylaunch-test-slow")
+SLOW_MBPS = 4
+
+
+def mount_shared_fs():
+    unmount_shared_fs()
+    shutil.rmtree(SHARED_SRC, ignore_errors=True)
+    SHARED_SRC.mkdir(mode=0o755, parents=True)
+    shutil.chown(SHARED_SRC, TEST_USER, TEST_USER)
+    for mnt, mbps in ((SHARED, 0), (SLOW, SLOW_MBPS)):
+        subprocess.run(["bash", str(SLOWFS / "mount.sh"), str(mnt), str(SHARED_SRC), "0",
+                        str(mbps)], check=True, capture_output=True, text=True)
+
+
+def unmount_shared_fs():
+    for mnt in (SHARED, SLOW):
+        subprocess.run(["bash", str(SLOWFS / "umount.sh"), str(mnt)], check=False,
+                       capture_output=True)
+
+
+def shared_fs_stats(mnt=SHARED, reset=False):
+    """slowfs's counters (opens_by_path, read_bytes_by_path keyed by path inside the mount)."""
+    out = subprocess.run(["bash", str(SLOWFS / "stats.sh"), str(mnt), "reset" if reset else "dump"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
 
 
 def cluster(*args, env=None, check=True):

@@ -131,6 +131,8 @@ static void assert_settings_equal(const struct pl_config *a, const struct pl_con
 	assert_int_equal(a->tree_port_max, b->tree_port_max);
 	assert_int_equal(a->tree_connect_timeout, b->tree_connect_timeout);
 	assert_int_equal(a->tree_stall_timeout, b->tree_stall_timeout);
+	assert_int_equal(a->tree_enabled, b->tree_enabled);
+	assert_int_equal(a->tree_store_and_forward, b->tree_store_and_forward);
 	assert_int_equal(a->monitor_default, b->monitor_default);
 	assert_true(a->monitor_sample_rate == b->monitor_sample_rate);
 	assert_string_equal(a->monitor_spool_dir, b->monitor_spool_dir);
@@ -161,6 +163,8 @@ static void test_defaults_are_the_documented_ones(void **state)
 	assert_int_equal(cfg.tree_port_max, 47999);
 	assert_int_equal(cfg.tree_connect_timeout, 5);
 	assert_int_equal(cfg.tree_stall_timeout, 30);
+	assert_true(cfg.tree_enabled);
+	assert_false(cfg.tree_store_and_forward);
 	assert_false(cfg.monitor_default);
 	assert_true(cfg.monitor_sample_rate == 1.0);
 	assert_string_equal(cfg.monitor_spool_dir, "/dev/shm/pylaunch-spool");
@@ -195,7 +199,7 @@ static void test_key_names_list_the_schema(void **state)
 	(void)state;
 	while (pl_config_key_name(n))
 		n++;
-	assert_int_equal(n, 16);
+	assert_int_equal(n, 18);
 	assert_string_equal(pl_config_key_name(0), "debug");
 	assert_string_equal(pl_config_key_name(n - 1), "monitor.sinks");
 	assert_string_equal(pl_sink_type_name(PL_SINK_FILE), "file");
@@ -260,6 +264,8 @@ static const char full_file[] =
     "  ld_library_path: no\n"
     "  timeout: 2m\n"
     "tree:\n"
+    "  enabled: no\n"
+    "  store_and_forward: yes\n"
     "  fanout: 4\n"
     "  ports: 50000-50100\n"
     "  connect_timeout: 10\n"
@@ -296,6 +302,8 @@ static void test_every_key_is_read(void **state)
 	assert_int_equal(cfg.tree_port_max, 50100);
 	assert_int_equal(cfg.tree_connect_timeout, 10);
 	assert_int_equal(cfg.tree_stall_timeout, 3600);
+	assert_false(cfg.tree_enabled);
+	assert_true(cfg.tree_store_and_forward);
 	assert_true(cfg.monitor_default);
 	assert_true(cfg.monitor_sample_rate == 0.25);
 	assert_string_equal(cfg.monitor_spool_dir, "/var/spool/pylaunch");
@@ -552,7 +560,8 @@ static void test_unknown_keys_at_every_level(void **state)
 		     "unknown key (expected one of: debug, stage, tree, monitor)");
 	expect_error(
 	    "tree:\n  fanot: 4\n", "2: tree.fanot",
-	    "unknown key (expected one of: fanout, ports, connect_timeout, stall_timeout)");
+	    "unknown key (expected one of: enabled, fanout, ports, connect_timeout, stall_timeout, "
+	    "store_and_forward)");
 	expect_error("monitor:\n  sinks:\n    - type: file\n      colour: red\n",
 		     "4: monitor.sinks[0].colour",
 		     "unknown key (expected one of: type, path, address, facility, max_message)");
@@ -1058,12 +1067,15 @@ static void test_set_errors(void **state)
 static void test_set_unknown_keys(void **state)
 {
 	(void)state;
-	assert_set_fails("tree.fanot", "4",
-			 "plugstack argument 'tree.fanot=4': unknown key (expected one of: "
-			 "tree.fanout, tree.ports, tree.connect_timeout, tree.stall_timeout)");
+	assert_set_fails(
+	    "tree.fanot", "4",
+	    "plugstack argument 'tree.fanot=4': unknown key (expected one of: "
+	    "tree.enabled, tree.fanout, tree.ports, tree.connect_timeout, tree.stall_timeout, "
+	    "tree.store_and_forward)");
 	assert_set_fails("tree", "4",
-			 "plugstack argument 'tree=4': unknown key (expected one of: tree.fanout, "
-			 "tree.ports, tree.connect_timeout, tree.stall_timeout)");
+			 "plugstack argument 'tree=4': unknown key (expected one of: tree.enabled, "
+			 "tree.fanout, tree.ports, tree.connect_timeout, tree.stall_timeout, "
+			 "tree.store_and_forward)");
 	assert_set_fails("fanout", "4",
 			 "plugstack argument 'fanout=4': unknown key (expected one of: debug, "
 			 "stage.*, tree.*, monitor.*)");

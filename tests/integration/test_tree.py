@@ -1,0 +1,456 @@
+"""The fan-out tree on a 16-node cluster (NODES=16): the shared file system is read once per job
+whatever the node count, every node's tree is the archive's content, faults of an interior node
+(killed, stopped, cut off) end in re-attachment or the direct path and never in a hang or a
+drained node, foreign connections are refused, a corrupted stream is detected."""
+import hashlib
+import json
+import math
+import os
+import pwd
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+import bundles as bd
+import plcluster as pc
+
+pytestmark = pytest.mark.tree
+
+TREE_CONFIG = pc.GOOD_CONFIG + """\
+tree:
+  fanout: {fanout}
+  connect_timeout: 2s
+  stall_timeout: 3s
+"""
+
+MANIFEST = r"""
+import hashlib, json, os, stat, sys
+root = os.environ["PYLAUNCH_ROOT"]
+entries = []
+for d, dirs, files in os.walk(root):
+    for name in sorted(dirs + files):
+        p = os.path.join(d, name)
+        st = os.lstat(p)
+        rel = os.path.relpath(p, root)
+        if stat.S_ISLNK(st.st_mode):
+            entries.append([rel, "l", os.readlink(p)])
+        elif stat.S_ISDIR(st.st_mode):
+            entries.append([rel, "d", st.st_mode & 0o700])
+        else:
+            with open(p, "rb") as f:
+                entries.append([rel, "f", st.st_mode & 0o700, hashlib.sha256(f.read()).hexdigest()])
+entries.sort()
+print(os.environ["SLURMD_NODENAME"], hashlib.sha256(json.dumps(entries).encode()).hexdigest())
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sixteen_nodes():
+    if pc.NODES < 16:
+        pytest.fail(f"the tree tests need NODES=16 (this cluster has {pc.NODES})")
+
+
+def tree_config(fanout=8):
+    pc.write_site_config(TREE_CONFIG.format(fanout=fanout))
+
+
+def archive_manifest(archive, tmp_path):
+    """What MANIFEST prints for a tree staged from archive: the same script over what tar(1)
+    extracts."""
+    dest = tmp_path / "extracted"
+    dest.mkdir()
+    subprocess.run(["tar", "--zstd", "-x", "-f", str(archive), "-C", str(dest)], check=True)
+    out = subprocess.run(["/usr/bin/python3", "-B", "-c", MANIFEST], check=True, text=True,
+                         capture_output=True,
+                         env=dict(os.environ, PYLAUNCH_ROOT=str(dest), SLURMD_NODENAME="x"))
+    return out.stdout.split()[1]
+
+
+def make_bundle(name, extra_bytes=0):
+    """A Python environment bundle on the shared file system (owned by the test user)."""
+    work = pc.SHARED_SRC / f"{name}.d"
+    shutil.rmtree(work, ignore_errors=True)
+    tree = bd.python_env_tree(work / "env")
+    if extra_bytes:
+        # Incompressible, so that the stream is as long as the file.
+        (tree / "blob.bin").write_bytes(os.urandom(extra_bytes))
+    archive = bd.tar_dir(tree, pc.SHARED_SRC / name, "zst")
+    shutil.rmtree(work)
+    return archive
+
+
+@pytest.fixture(scope="module")
+def env_bundle():
+    return make_bundle("env.tar.zst")
+
+
+@pytest.fixture(scope="module")
+def big_bundle():
+    """About 25 MB: at SLOW_MBPS its transfer lasts several seconds, time to break it."""
+    return make_bundle("big.tar.zst", extra_bytes=18 << 20)
+
+
+@pytest.fixture(scope="module")
+def manifest_script():
+    path = pc.SHARED_SRC / "manifest.py"
+    path.write_text(MANIFEST)
+    path.chmod(0o644)
+    return path
+
+
+def sbatch_held(workdir, nodes, bundle, command, extra=()):
+    out = pc.as_user(["sbatch", "--hold", "--parsable", f"-N{nodes}", "--ntasks-per-node=1",
+                      "--cpus-per-task=1", f"--pybundle={bundle}", "-o", f"{workdir}/%j.out",
+                      *extra, "--wrap", command], cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.strip().split(";")[0])
+
+
+def release(*jobs):
+    subprocess.run(["scontrol", "release", *map(str, jobs)], env=pc.slurm_env(), check=True)
+
+
+def job_output(workdir, job):
+    return (workdir / f"{job}.out").read_text()
+
+
+STAGE_LINE = re.compile(r"pylaunch: stage (job=.*)$")
+FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
+
+
+def stage_lines(watch, job, nodes):
+    """{node: fields} of the one line per node of the job's staging."""
+    found = {}
+    for node in pc.node_names()[:nodes]:
+        for line in watch.lines(node, rf"pylaunch: stage job={job} "):
+            fields = {k: v.strip('"') for k, v in FIELD.findall(STAGE_LINE.search(line).group(1))}
+            assert node not in found, (node, line)
+            found[node] = fields
+    return found
+
+
+def shared_counts(stats, archive):
+    key = archive.name
+    return stats["opens_by_path"].get(key, 0), stats["read_bytes_by_path"].get(key, 0)
+
+
+def run_read_once(workdir, nodes, bundle, script, fanout=8):
+    tree_config(fanout)
+    watch = pc.LogWatch()
+    job = sbatch_held(workdir, nodes, bundle, f"srun python3 -B {script}")
+    pc.shared_fs_stats(reset=True)
+    release(job)
+    assert pc.wait_job_end(job, timeout=180) == "COMPLETED", job_output(workdir, job)
+    return job, watch, pc.shared_fs_stats()
+
+
+# ---------------------------------------------------------------- read once, same content
+
+@pytest.mark.parametrize("nodes", [3, 8, 16])
+def test_the_bundle_is_read_once_and_every_node_has_its_content(workdir, env_bundle,
+                                                                manifest_script, nodes,
+                                                                tmp_path):
+    shared = pc.SHARED / env_bundle.name
+    job, watch, stats = run_read_once(workdir, nodes, shared, manifest_script, fanout=2)
+    size = env_bundle.stat().st_size
+    assert shared_counts(stats, env_bundle) == (1, size), stats
+    lines = stage_lines(watch, job, nodes)
+    assert set(lines) == set(pc.node_names()[:nodes])
+    for node, f in lines.items():
+        assert f["mode"] == "tree" and f["outcome"] == "staged", (node, f)
+        assert int(f["bytes"]) > size  # the framed stream: payload plus frame heads
+    assert lines["node1"]["role"] == "root" and lines["node1"]["shared_bytes"] == str(size)
+    assert all(f["shared_bytes"] == "0" for n, f in lines.items() if n != "node1")
+    # fan-out 2: node2 and node3 hang off the root, node4 off node2 (depth > 1 is exercised)
+    if nodes >= 8:
+        assert lines["node4"]["parent"] == "node2" and lines["node2"]["role"] == "interior"
+    want = archive_manifest(env_bundle, tmp_path)
+    printed = dict(l.split() for l in job_output(workdir, job).splitlines() if l.startswith("node"))
+    assert printed == {n: want for n in pc.node_names()[:nodes]}
+
+
+def test_a_step_inside_an_allocation_fans_out_over_its_own_nodes(workdir, env_bundle):
+    tree_config()
+    watch = pc.LogWatch()
+    shared = pc.SHARED / env_bundle.name
+    out = pc.as_user(["sbatch", "--parsable", "-N4", "-o", f"{workdir}/%j.out", "--wrap",
+                      f"srun -N3 --pybundle={shared} python3 -c 'import sys; print(sys.prefix)'"],
+                     cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    job = int(out.stdout.strip())
+    assert pc.wait_job_end(job) == "COMPLETED", job_output(workdir, job)
+    lines = stage_lines(watch, job, 4)
+    assert len(lines) == 3 and all(f["mode"] == "tree" and f["outcome"] == "staged"
+                                   for f in lines.values()), lines
+    assert sorted(f["role"] for f in lines.values()) == ["leaf", "leaf", "root"]
+
+
+def test_two_jobs_on_the_same_nodes_fan_out_side_by_side(workdir, env_bundle):
+    tree_config(fanout=2)
+    watch = pc.LogWatch()
+    shared = pc.SHARED / env_bundle.name
+    jobs = [sbatch_held(workdir, 16, shared, "srun true") for _ in range(2)]
+    pc.shared_fs_stats(reset=True)
+    release(*jobs)
+    for job in jobs:
+        assert pc.wait_job_end(job, timeout=180) == "COMPLETED", job_output(workdir, job)
+        lines = stage_lines(watch, job, 16)
+        assert len(lines) == 16 and all(f["outcome"] == "staged" for f in lines.values()), lines
+    assert shared_counts(pc.shared_fs_stats(), env_bundle)[0] == 2
+
+
+# ---------------------------------------------------------------- faults of an interior node
+
+def tree_pid(watch, node, job, timeout=30):
+    found = watch.wait_for(node, rf"prolog job {job} on {node}: tree process \d+", timeout=timeout)
+    assert found, f"no tree process on {node}"
+    return int(re.search(r"tree process (\d+)", found[0]).group(1))
+
+
+def start_slow_job(workdir, big_bundle, nodes=8):
+    """fan-out 2 over 8 nodes: node2 is interior, its children node4 and node5, node8 below."""
+    tree_config(fanout=2)
+    watch = pc.LogWatch()
+    job = sbatch_held(workdir, nodes, pc.SLOW / big_bundle.name,
+                      "srun python3 -c 'import sys; print(sys.prefix)'")
+    pc.shared_fs_stats(pc.SLOW, reset=True)
+    release(job)
+    pid = tree_pid(watch, "node2", job)
+    time.sleep(1.5)  # well inside the transfer: ~25 MB at 4 MB/s
+    return job, watch, pid
+
+
+def assert_children_of_node2_reattached(lines):
+    for node in ("node4", "node5"):
+        f = lines[node]
+        assert f["outcome"] in ("reattached", "staged") and f["mode"] == "tree", (node, f)
+    assert "reattached" in (lines["node4"]["outcome"], lines["node5"]["outcome"]), lines
+
+
+def test_killed_interior_node_children_reattach_and_it_stages_directly(workdir, big_bundle):
+    job, watch, pid = start_slow_job(workdir, big_bundle)
+    os.kill(pid, 9)
+    assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
+    lines = stage_lines(watch, job, 8)
+    assert len(lines) == 8
+    assert lines["node2"]["outcome"] == "direct", lines["node2"]
+    assert "killed by signal 9" in lines["node2"]["reason"]
+    assert_children_of_node2_reattached(lines)
+    assert all(lines[n]["outcome"] == "staged" for n in ("node1", "node3", "node6", "node7"))
+    # the root read it once, node2 once more for itself: nobody else
+    assert shared_counts(pc.shared_fs_stats(pc.SLOW), big_bundle)[0] == 2
+    assert job_output(workdir, job).count("/dev/shm/pylaunch/") == 8
+
+
+def test_stopped_interior_node_is_given_up_and_recovers(workdir, big_bundle):
+    job, watch, pid = start_slow_job(workdir, big_bundle)
+    os.kill(pid, 19)  # SIGSTOP
+    time.sleep(6)  # twice the stall timeout
+    os.kill(pid, 18)  # SIGCONT
+    assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
+    lines = stage_lines(watch, job, 8)
+    assert len(lines) == 8
+    assert_children_of_node2_reattached(lines)
+    # node2 itself may find its session still going on when it wakes, or resume, or read itself
+    assert lines["node2"]["outcome"] in ("staged", "reattached", "direct"), lines["node2"]
+    lost = watch.lines("node4", rf"job {job} on node4: tree: lost node2 .*stalled") + \
+        watch.lines("node5", rf"job {job} on node5: tree: lost node2 .*stalled")
+    assert lost
+    assert job_output(workdir, job).count("/dev/shm/pylaunch/") == 8
+
+
+def test_interior_node_cut_off_for_seconds(workdir, big_bundle):
+    job, watch, _ = start_slow_job(workdir, big_bundle)
+    subprocess.run(["ip", "link", "set", "plc-v2", "down"], check=True)
+    try:
+        time.sleep(5)
+    finally:
+        subprocess.run(["ip", "link", "set", "plc-v2", "up"], check=True)
+    assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
+    lines = stage_lines(watch, job, 8)
+    assert len(lines) == 8
+    assert_children_of_node2_reattached(lines)
+    assert lines["node2"]["outcome"] in ("reattached", "direct", "staged"), lines["node2"]
+    assert job_output(workdir, job).count("/dev/shm/pylaunch/") == 8
+
+
+# ---------------------------------------------------------------- who may talk to a tree
+
+def claim(job, key, sender, receiver, role=1):
+    """A HELLO claim as src/tree_auth.c encodes it."""
+    fixed = b"PLAC" + bytes([1, role, 0, 0]) + struct.pack(">I", job) + key.encode() + \
+        struct.pack(">Q", 0) + bytes(32)
+    return fixed + bytes([len(sender)]) + sender.encode() + bytes([len(receiver)]) + \
+        receiver.encode()
+
+
+def credential(payload, as_user=False):
+    cmd = ["munge"]
+    if as_user:
+        cmd = ["runuser", "-u", pc.TEST_USER, "--"] + cmd
+    cred = subprocess.run(cmd, input=payload, capture_output=True, check=True).stdout.strip()
+    return struct.pack(">H", len(cred)) + cred
+
+
+def knock(port, data):
+    with socket.create_connection(("10.213.0.11", port), timeout=5) as s:
+        s.sendall(data)
+        s.settimeout(5)
+        try:
+            return s.recv(100)
+        except (ConnectionResetError, socket.timeout):
+            return b""
+
+
+def test_foreign_connections_are_refused_and_logged(workdir, big_bundle):
+    job, watch, pid = start_slow_job(workdir, big_bundle)
+    root = watch.wait_for("node1", rf"prolog job {job} on node1: tree process \d+: root, port \d+")
+    port = int(re.search(r"port (\d+)", root[0]).group(1))
+    os.kill(pid, 19)  # hold node2 so that node1 keeps serving while we knock
+    try:
+        assert knock(port, b"GET / HTTP/1.0\r\n\r\n") == b""
+        hello = claim(job + 1000, "0" * 16, "node2", "node1")
+        assert knock(port, credential(hello)) == b""
+        hello = claim(job, "0" * 16, "node2", "node1")
+        assert knock(port, credential(hello, as_user=True)) == b""
+    finally:
+        os.kill(pid, 18)
+    assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
+    refused = watch.lines("node1", rf"job {job} on node1: tree: refused a connection from "
+                                   r"10\.213\.0\.1:\d+: ")
+    reasons = " | ".join(refused)
+    assert len(refused) >= 3, reasons
+    assert "credential of" in reasons  # plain TCP: "GE" is no credential length
+    assert f"job {job + 1000}" in reasons
+    assert f"uid {pwd_uid(pc.TEST_USER)}" in reasons
+
+
+def pwd_uid(user):
+    return pwd.getpwnam(user).pw_uid
+
+
+RELAY = r"""
+import socket, sys, threading
+listen_port, target_port, flip_at = map(int, sys.argv[1:4])
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", listen_port))
+srv.listen(8)
+print("listening", flush=True)
+def pump(a, b, flip):
+    seen = 0
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            if flip is not None and seen <= flip < seen + len(data):
+                data = bytearray(data)
+                data[flip - seen] ^= 0x01
+                data = bytes(data)
+            seen += len(data)
+            b.sendall(data)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+while True:
+    c, _ = srv.accept()
+    u = socket.create_connection(("127.0.0.1", target_port))
+    threading.Thread(target=pump, args=(c, u, None), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c, flip_at), daemon=True).start()
+"""
+
+
+def home_port(job, attempt=0, lo=47000, hi=47999):
+    """src/tree_topology.c's pl_tree_port for the default tree.ports."""
+    r = hi - lo + 1
+    stride = (r * 618 + 999) // 1000
+    while stride > 1 and math.gcd(stride, r) != 1:
+        stride -= 1
+    return lo + (job % r + (attempt % r) * stride) % r
+
+
+def test_flipped_byte_is_detected_and_the_node_stages_directly(workdir, env_bundle):
+    """A relay on node1 takes the job's home port (node1's tree moves to the next candidate) and
+    passes node2 the stream with one bit flipped."""
+    tree_config()
+    watch = pc.LogWatch()
+    job = sbatch_held(workdir, 2, pc.SHARED / env_bundle.name,
+                      "srun python3 -c 'import sys; print(sys.prefix)'")
+    script = pc.SHARED_SRC / "relay.py"
+    script.write_text(RELAY)
+    relay = subprocess.Popen(["bash", str(pc.CLUSTER_SH), "exec", "node1", "/usr/bin/python3",
+                              str(script), str(home_port(job)), str(home_port(job, 1)), "300000"],
+                             env=dict(os.environ, CLUSTER_DIR=str(pc.CLUSTER_DIR)),
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert relay.stdout.readline().strip() == "listening"
+        release(job)
+        assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
+    finally:
+        relay.kill()
+        subprocess.run(["pkill", "-f", str(script)], check=False)
+    lines = stage_lines(watch, job, 2)
+    assert lines["node1"]["outcome"] == "staged"
+    assert lines["node2"]["outcome"] == "direct", lines["node2"]
+    assert re.search(r"digest|SHA-256|does not match", lines["node2"]["reason"]), lines["node2"]
+    assert watch.lines("node1", rf"job {job} on node1: tree process \d+: root, port "
+                                rf"{home_port(job, 1)}")
+    assert job_output(workdir, job).count("/dev/shm/pylaunch/") == 2
+
+
+# ---------------------------------------------------------------- layers, and no PrologFlags=Alloc
+
+def test_an_archive_and_a_directory_go_in_one_session(workdir, env_bundle):
+    tree_config(fanout=2)
+    app = pc.SHARED_SRC / "app"
+    shutil.rmtree(app, ignore_errors=True)
+    (app / "pkg").mkdir(parents=True)
+    (app / "pkg" / "__init__.py").write_text("WHERE = 'app'\n")
+    (app / "main.py").write_text("import pkg; print('main', pkg.WHERE)\n")
+    for p in (app, app / "pkg", app / "pkg" / "__init__.py", app / "main.py"):
+        shutil.chown(p, pc.TEST_USER, pc.TEST_USER)
+    watch = pc.LogWatch()
+    job = sbatch_held(workdir, 5, f"{pc.SHARED / env_bundle.name},{pc.SHARED / 'app'}",
+                      'srun sh -c \'cd "$PYLAUNCH_ROOT" && python3 -B main.py\'')
+    pc.shared_fs_stats(reset=True)
+    release(job)
+    assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
+    assert job_output(workdir, job).count("main app") == 5
+    lines = stage_lines(watch, job, 5)
+    assert all(f["mode"] == "tree" and f["outcome"] == "staged" for f in lines.values()), lines
+    opens = pc.shared_fs_stats()["opens_by_path"]
+    assert opens.get(env_bundle.name) == 1 and opens.get("app/main.py") == 1, opens
+
+
+@pytest.fixture
+def cluster_without_prolog_alloc(cluster):
+    up = pc.cluster("up", env=dict(cluster, PROLOG_FLAGS="none"), check=False)
+    assert up.returncode == 0, up.stderr
+    pc.write_site_config(pc.GOOD_CONFIG)
+    yield
+    up = pc.cluster("up", env=cluster, check=False)
+    assert up.returncode == 0, up.stderr
+
+
+def test_without_prolog_alloc_every_node_stages_directly_and_says_why(
+        workdir, env_bundle, cluster_without_prolog_alloc):
+    watch = pc.LogWatch()
+    out = pc.as_user(["srun", "-N3", f"--pybundle={pc.SHARED / env_bundle.name}", "python3", "-c",
+                      "import sys; print(sys.prefix)"], cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("/dev/shm/pylaunch/") == 3
+    for node in ("node1", "node2", "node3"):
+        lines = watch.wait_for(node, r"pylaunch: stage job=\d+ ")
+        assert len(lines) == 1 and "mode=direct" in lines[0] and "outcome=staged" in lines[0]
+        assert 'reason="PrologFlags=Alloc is not set' in lines[0], lines[0]
