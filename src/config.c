@@ -84,7 +84,7 @@ static const struct key config_keys[] = {
     {.name = "tree.enabled", .type = T_BOOL, .def = "true", .offset = CFG(tree_enabled)},
     {.name = "tree.fanout",
      .type = T_UINT,
-     .def = "8",
+     .def = "4",
      .offset = CFG(tree_fanout),
      .min = 1,
      .max = 64},

@@ -32,7 +32,7 @@ struct pl_config {
 	bool stage_ld_library_path; /* stage.ld_library_path: true */
 	unsigned stage_timeout;	    /* stage.timeout: 600 s, bound for staging in the prolog */
 	bool tree_enabled;	    /* tree.enabled: true (false: every node reads itself) */
-	unsigned tree_fanout;	    /* tree.fanout: 8 (1..64) */
+	unsigned tree_fanout;	    /* tree.fanout: 4 (1..64) */
 	unsigned tree_port_min;	    /* tree.ports: 47000-47999 */
 	unsigned tree_port_max;
 	unsigned tree_connect_timeout; /* tree.connect_timeout: 5 s */

@@ -158,7 +158,7 @@ static void test_defaults_are_the_documented_ones(void **state)
 	assert_true(cfg.stage_max_size == 16ULL << 30);
 	assert_true(cfg.stage_ld_library_path);
 	assert_int_equal(cfg.stage_timeout, 600);
-	assert_int_equal(cfg.tree_fanout, 8);
+	assert_int_equal(cfg.tree_fanout, 4);
 	assert_int_equal(cfg.tree_port_min, 47000);
 	assert_int_equal(cfg.tree_port_max, 47999);
 	assert_int_equal(cfg.tree_connect_timeout, 5);
