@@ -124,7 +124,16 @@ check "delay_us=2000: 4 concurrent clients serialised (took $t s)" $r = yes
 check "delay_us=2000: queue held several requests" "$(get metadata_max_queue <<<"$(stats)")" -ge 2
 "$here/umount.sh" "$mnt" >/dev/null
 
-# 11. read cap: 20 MB at 40 MB/s takes >= 0.45 s (1 MiB of burst)
+# 11. direct_io: two readers of one file at once each reach slowfs (no shared page cache)
+SLOWFS_OPTS=direct_io "$here/mount.sh" "$mnt" "$src" 0 0 >/dev/null
+stats reset >/dev/null
+cat "$mnt/big" >/dev/null & cat "$mnt/big" >/dev/null & wait
+s=$(stats)
+check "direct_io: 2 concurrent readers read 2 x 20 MB" "$(get read_bytes <<<"$s")" -eq 40000000
+check "direct_io: config reports it" "$(get config.direct_io <<<"$s")" = True
+"$here/umount.sh" "$mnt" >/dev/null
+
+# 12. read cap: 20 MB at 40 MB/s takes >= 0.45 s (1 MiB of burst)
 "$here/mount.sh" "$mnt" "$src" 0 40 >/dev/null
 t=$(secs cat "$mnt/big")
 ge "$t" 0.45 && r=yes || r=no
@@ -134,7 +143,7 @@ check "read_mbps=40: ... and < 0.8 s (took $t s)" $r = yes
 cat "$mnt/f2" >/dev/null
 "$here/umount.sh" "$mnt" >/dev/null
 
-# 12. unmount wrote the final counters
+# 13. unmount wrote the final counters
 s=$(cat "$("$here/statedir.sh" "$mnt")/stats.json")
 check "unmount: final stats event" "$(get event <<<"$s")" = unmount
 check "unmount: final stats count the last open" "$(get opens_by_path.f2 <<<"$s")" -eq 1

@@ -55,6 +55,7 @@ struct sf_cfg {
 	double attr_timeout;
 	double negative_timeout;
 	int keep_cache;
+	int direct_io;
 	int no_default_permissions;
 	unsigned threads;
 };
@@ -80,6 +81,7 @@ static const struct fuse_opt sf_opts[] = {
     {"pidfile=%s", offsetof(struct sf_cfg, pidfile), 0},
     {"threads=%u", offsetof(struct sf_cfg, threads), 0},
     SF_OPT("keep_cache", keep_cache),
+    SF_OPT("direct_io", direct_io),
     SF_OPT("no_default_permissions", no_default_permissions),
     FUSE_OPT_END,
 };
@@ -563,6 +565,9 @@ static void sf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	path_account(in->path, 1, 0);
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = cfg.keep_cache ? 1 : 0;
+	/* The simulated nodes share one page cache: without direct_io a node reading a file
+	 * another node is reading gets the other's pages and slowfs never sees its reads. */
+	fi->direct_io = cfg.direct_io ? 1 : 0;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		close(fd); /* interrupted: the kernel will send no release */
 }
@@ -917,10 +922,11 @@ static void write_stats(const char *event)
 	fprintf(f,
 		",\n  \"config\": {\"delay_us\": %u, \"read_mbps\": %u, \"entry_timeout\": %g, "
 		"\"attr_timeout\": %g, \"negative_timeout\": %g, \"keep_cache\": %s, "
-		"\"default_permissions\": %s, \"threads\": %u},\n",
+		"\"direct_io\": %s, \"default_permissions\": %s, \"threads\": %u},\n",
 		cfg.delay_us, cfg.read_mbps, cfg.entry_timeout, cfg.attr_timeout,
 		cfg.negative_timeout, cfg.keep_cache ? "true" : "false",
-		cfg.no_default_permissions ? "false" : "true", cfg.threads);
+		cfg.direct_io ? "true" : "false", cfg.no_default_permissions ? "false" : "true",
+		cfg.threads);
 	for (int k = 0; k < NKINDS; k++) {
 		uint64_t c = atomic_load(&counts[k]);
 		fprintf(f, "  \"%s\": %" PRIu64 ",\n", kind_name[k], c);
@@ -1075,6 +1081,7 @@ static void usage(const char *prog)
 	    "    -o attr_timeout=S        kernel attribute cache time (0)\n"
 	    "    -o negative_timeout=S    kernel negative dentry cache time (0)\n"
 	    "    -o keep_cache            keep file data in the page cache across opens\n"
+	    "    -o direct_io             bypass the page cache: every read(2) reaches slowfs\n"
 	    "    -o no_default_permissions  let the file system, not the kernel, check access\n"
 	    "    -o stats=FILE            counters as JSON: SIGUSR1 writes, SIGUSR2 resets\n"
 	    "    -o pidfile=FILE          write the daemon's pid here once mounted\n"
