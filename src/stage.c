@@ -259,13 +259,15 @@ static void log_stage(uint32_t job_id, const char *node, const struct stage_repo
 		r->reason ? r->reason : "");
 }
 
+/* timeout: what is left of stage.timeout (the tree may have used some of it). */
 static void stage_direct(const struct pl_config *cfg, const struct pl_user *user,
-			 const struct pl_bundle_list *list, struct pl_stage_result *res)
+			 const struct pl_bundle_list *list, unsigned timeout,
+			 struct pl_stage_result *res)
 {
 	struct stage_work work = {.cfg = cfg, .bundles = list};
 
 	snprintf(work.tree, sizeof(work.tree), "%s", res->root);
-	res->ok = pl_run_as_user(user, stage_as_user, &work, cfg->stage_timeout, res->message,
+	res->ok = pl_run_as_user(user, stage_as_user, &work, timeout ? timeout : 1, res->message,
 				 sizeof(res->message)) == 0;
 }
 
@@ -297,10 +299,14 @@ static void stage_tree(const struct pl_config *cfg, const struct pl_tree_plan *p
 {
 	struct pl_tree_outcome out;
 	struct pl_tree_run run;
+	struct timespec t0;
+	double used;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r->mode = "tree";
-	if (pl_tree_start(plan, &run, res->message, sizeof(res->message)) < 0) {
-		stage_direct(cfg, plan->user, plan->bundles, res);
+	if (pl_tree_start(plan, &run, r->reason_buf, sizeof(r->reason_buf)) < 0) {
+		r->reason = r->reason_buf;
+		stage_direct(cfg, plan->user, plan->bundles, cfg->stage_timeout, res);
 		r->outcome = "direct";
 		return;
 	}
@@ -315,7 +321,10 @@ static void stage_tree(const struct pl_config *cfg, const struct pl_tree_plan *p
 		r->reason = r->reason_buf;
 		r->outcome = "direct";
 		r->shared = -1;
-		stage_direct(cfg, plan->user, plan->bundles, res);
+		used = seconds_since(&t0);
+		stage_direct(cfg, plan->user, plan->bundles,
+			     used < cfg->stage_timeout ? cfg->stage_timeout - (unsigned)used : 0,
+			     res);
 	} else {
 		res->ok = out.result == PL_TREE_STAGED;
 		snprintf(res->message, sizeof(res->message), "%s", out.message);
@@ -344,7 +353,7 @@ static void stage_now(const struct pl_config *cfg, int basefd, uint32_t job_id,
 	if (pl_stage_job_dir(basefd, job_id, user, res->message, sizeof(res->message)) == 0) {
 		r.reason = tree_refusal(cfg, peers, &hl, &self, why, sizeof(why));
 		if (r.reason) {
-			stage_direct(cfg, user, &list, res);
+			stage_direct(cfg, user, &list, cfg->stage_timeout, res);
 		} else {
 			struct pl_tree_plan plan = {.cfg = cfg,
 						    .context = peers->context,

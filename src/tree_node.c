@@ -301,6 +301,9 @@ static int node_init(struct pl_node *node, const struct pl_tree_plan *plan, char
 	node->t0 = pl_now_ms();
 	node->listen_fd = -1;
 	node->ex.fd = -1;
+	node->up.fd = -1;
+	node->up.source.pid = -1;
+	node->up.source.report_fd = -1;
 	for (size_t i = 0; i < PL_TREE_MAX_PEERS; i++)
 		node->peers[i].fd = -1;
 	pl_auth_backend_munge(&node->auth, NULL);
@@ -344,8 +347,7 @@ static void tree_process(const struct pl_tree_plan *plan, int report_fd)
 		 pl_node_name(&node, node.self), (int)getpid(), role_of(&node), node.port);
 	run_loop(&node, report_fd);
 	stop_extractor(&node);
-	if (node.up.state == UP_STREAM && node.self == 0)
-		pl_user_child_kill(&node.up.source);
+	pl_user_child_kill(&node.up.source); /* a reader still running: the session was given up */
 	_exit(0);
 }
 

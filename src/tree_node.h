@@ -45,13 +45,14 @@ struct pl_upstream {
 	int fd;
 	size_t ancestors[64]; /* parent first, root last */
 	size_t nancestors;
-	size_t which;	   /* the ancestor being tried */
-	unsigned attempt;  /* its port candidate */
-	long long until;   /* give up on this ancestor at (ms) */
-	long long last_io; /* stall detection (ms) */
-	size_t serving;	   /* node index of the one that serves us, PL_TREE_NONE if none */
-	bool reattached;   /* served by someone else than the first parent, or twice */
-	uint8_t reply;	   /* the status byte, 0 until read */
+	size_t which;	    /* the ancestor being tried */
+	unsigned attempt;   /* its port candidate */
+	long long until;    /* give up on this ancestor at (ms) */
+	long long last_io;  /* stall detection (ms) */
+	long long retry_at; /* after a round of refusals, not before (ms) */
+	size_t serving;	    /* node index of the one that serves us, PL_TREE_NONE if none */
+	bool reattached;    /* served by someone else than the first parent, or twice */
+	uint8_t reply;	    /* the status byte, 0 until read */
 	uint8_t reason_len;
 	size_t reason_have;
 	char reason[256];

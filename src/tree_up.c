@@ -134,7 +134,7 @@ static void next_candidate(struct pl_node *node, const char *why)
 		return;
 	}
 	up->state = UP_IDLE;
-	up->last_io = pl_now_ms() + RETRY_MS; /* not before: a round of refusals */
+	up->retry_at = pl_now_ms() + RETRY_MS;
 }
 
 /* The session was lost mid-way: ask again from the parent up, at the byte where it stopped. */
@@ -194,7 +194,7 @@ static void try_connect(struct pl_node *node)
 	socklen_t alen;
 	char err[PL_ERRLEN];
 
-	if (pl_now_ms() < up->last_io)
+	if (pl_now_ms() < up->retry_at)
 		return;
 	if (pl_node_address(name, &addr, &alen, err, sizeof(err)) < 0) {
 		next_ancestor(node, err);
