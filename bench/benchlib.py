@@ -422,6 +422,15 @@ class ShmSampler(threading.Thread):
 
 # ---------------------------------------------------------------- misc
 
+def cpu_busy_s():
+    """CPU seconds this machine has spent busy (all cores, /proc/stat): around a point, what the
+    whole simulated cluster used, the plugin's processes, slowfs and the kernel included."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def machine():
     cpu = ""
     with open("/proc/cpuinfo") as f:

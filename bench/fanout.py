@@ -13,6 +13,8 @@ For N = 1, 2, 4, 8, 16, side by side in one run:
   sbcast          Slurm's sbcast of the archive to every node's /dev/shm, then
                   `srun -N N tar -xf` on every node; time = sbcast start to last extraction end
   sbcast-compress the same with sbcast --compress
+  local           the direct path with the bundle on local disk (page cache): N extractions at
+                  once and nothing else, this machine's measured limit X(N) for any fan-out
 
 Per point: time until every node is staged (the prolog's lines: max(end) - min(start)), bytes and
 opens slowfs served, and the peak of every node's /dev/shm (one sampler thread of ours reads
@@ -21,7 +23,10 @@ L(N) = max(time to read the bundle once, N x CPU time of one extraction / cores)
 system read once, or every node's extraction sharing this machine's cores, whichever is longer
 (one extraction alone runs on one core: at N = 1 the second term is the CPU time itself).
 The CPU time of one extraction is the plugin's own: a 1-node staging from local disk (page
-cache), where wall time is CPU time; `tar -xf` into a tmpfs of ours is measured too.
+cache), where wall time is CPU time; `tar -xf` into a tmpfs of ours is measured too.  N
+extractions at once cost more than N times one here (they share caches and memory bandwidth), so
+the `local` mode measures that limit directly: tree / local says what the tree itself adds.
+Every point also records the CPU seconds the whole machine spent busy while it ran.
 
 Run as root: bench/run fanout [options]  ->  bench/results/fanout.{json,png}
 """
@@ -39,7 +44,8 @@ MODES = {"tree": "tree, pipelined (default configuration)",
          "direct": "direct: tree.enabled: no",
          "store": "tree, store-and-forward",
          "sbcast": "sbcast + srun tar -xf",
-         "sbcast-compress": "sbcast --compress + srun tar -xf"}
+         "sbcast-compress": "sbcast --compress + srun tar -xf",
+         "local": "direct path, bundle on local disk: N extractions at once, no shared fs"}
 PYBUNDLE_MODES = ("tree", "direct", "store")
 # Keys to try, in order, for each mode (the first the plugin accepts is used): store-and-forward
 # was specified as tree.mode: store; the plugin in progress spells it tree.store_and_forward.
@@ -143,13 +149,13 @@ def est_seconds(pt, info, read_mbps, cores):
     x = cpu * max(1.0, n / cores)
     # sbcast moved about 140 MB/s per node here (small runs), its salloc and two steps cost ~5 s
     sb = read + n * b["bytes"] / 1.4e8 + x + 2
-    return 4 + {"calib": cpu, "direct": max(n * read, x), "tree": max(read, x), "store": read + x,
+    return 4 + {"calib": cpu, "local": x, "direct": max(n * read, x), "tree": max(read, x), "store": read + x,
                 "sbcast": sb, "sbcast-compress": sb}[mode]
 
 
 def run_pybundle(c, pt, ctx, nodes, out):
     bundle = os.path.join(ctx["paths"]["mnt"], f"bundle.tar.{pt['comp']}")
-    if pt["mode"] == "calib":  # the plugin's extraction alone: bundle on local disk, 1 node
+    if pt["mode"] in ("calib", "local"):  # the plugin's extraction alone: bundle on local disk
         bundle = os.path.join(ctx["paths"]["src"], f"bundle.tar.{pt['comp']}")
         cfg, note = resolve_configs(c, bundle, ctx["fanout"], ctx["configs"])["direct"]
     else:
@@ -163,10 +169,10 @@ def run_pybundle(c, pt, ctx, nodes, out):
     ctx["fs"].reset()
     watch = bl.LogWatch(nodes)
     ctx["sampler"].begin()
-    t0 = time.time()
+    t0, cpu0 = time.time(), bl.cpu_busy_s()
     r = c.as_user(["srun", f"-N{pt['nodes']}", "--ntasks-per-node=1", f"--pybundle={bundle}",
                    "printenv", "SLURM_JOB_ID"], timeout=1800)
-    out["srun_s"] = round(time.time() - t0, 3)
+    out["srun_s"], out["machine_cpu_s"] = round(time.time() - t0, 3), round(bl.cpu_busy_s() - cpu0, 2)
     c.wait_idle()  # the epilogs have removed the trees: the peak is complete
     peaks, out["samples"] = ctx["sampler"].end()
     out["peak_stage_bytes"] = {n: peaks[n] for n in nodes}
@@ -210,9 +216,9 @@ def run_sbcast(c, pt, ctx, nodes, out):
     ctx["fs_sbcast"].reset()
     ctx["sampler"].begin()
     script = SBCAST.format(comp=pt["comp"], bundle=bundle, opts="--compress" if pt["mode"] == "sbcast-compress" else "")
-    t = time.time()
+    t, cpu0 = time.time(), bl.cpu_busy_s()
     r = c.as_user(["salloc", f"-N{pt['nodes']}", "bash", "-c", script], timeout=1800)
-    out["salloc_s"] = round(time.time() - t, 3)
+    out["salloc_s"], out["machine_cpu_s"] = round(time.time() - t, 3), round(bl.cpu_busy_s() - cpu0, 2)
     c.wait_idle()
     peaks, out["samples"] = ctx["sampler"].end()
     out["peak_stage_bytes"] = {n: peaks[n] for n in nodes}
@@ -249,7 +255,7 @@ def run_point(c, pt, ctx):
         return
     bl.log(f"  {pt['comp']} {pt['mode']:15s} N={pt['nodes']:2d}: {out.get('time_s', '-')} s, "
            f"{out.get('fs', {}).get('file_read_bytes', 0) / 1e6:.0f} MB in {out.get('fs', {}).get('file_opens', 0)} opens, "
-           f"peak {peak / 1e6:.0f} MB" + ("" if out.get("ok") else f"  FAILED: {out.get('error', '')[:200]}"))
+           f"peak {peak / 1e6:.0f} MB, CPU {out.get('machine_cpu_s', '-')} s" + ("" if out.get("ok") else f"  FAILED: {out.get('error', '')[:200]}"))
 
 
 def read_once(c, ctx, comp):
@@ -278,9 +284,13 @@ def derive(res):
             sb = [by[(m, n)]["time_s"] for m in ("sbcast", "sbcast-compress") if (m, n) in by]
             if sb and p["mode"] in PYBUNDLE_MODES:
                 p["over_best_sbcast"] = round(p["time_s"] / min(sb), 2)
+            if ("local", n) in by and p["mode"] in PYBUNDLE_MODES:
+                p["over_local"] = round(p["time_s"] / by[("local", n)]["time_s"], 2)
         tree = [p for p in pts if p["mode"] == "tree"]
         if tree:
             t[comp] = {"tree_over_L_max": max(p["over_L"] for p in tree),
+                       "tree_over_L": {p["nodes"]: p["over_L"] for p in tree},
+                       "tree_over_local": {p["nodes"]: p.get("over_local") for p in tree},
                        "tree_fs_bytes_over_bundle": [p["fs_bytes_over_bundle"] for p in tree],
                        "tree_peak_over_extracted_max": max(p["peak_over_extracted"] for p in tree),
                        "tree_over_best_sbcast": {p["nodes"]: p.get("over_best_sbcast") for p in tree}}
@@ -294,7 +304,7 @@ def plot(res, png):
     import matplotlib.ticker
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.8))
     colour = {"tree": "tab:green", "direct": "tab:blue", "store": "tab:olive", "sbcast": "tab:red",
-              "sbcast-compress": "tab:purple"}
+              "sbcast-compress": "tab:purple", "local": "tab:gray"}
     style = {"zst": "-", "gz": "--"}
     for comp, b in res["environment"]["bundles"].items():
         pts = [p for p in res["points"] if p["comp"] == comp and p.get("ok") and p.get("time_s")]
@@ -337,8 +347,8 @@ def plot(res, png):
 
 def markdown(res):
     modes = [m for m in MODES if any(p["mode"] == m for p in res["points"])]
-    out = ["| bundle | N | L(N) | " + " | ".join(modes) + " | tree / L | tree / best sbcast |",
-           "| --- | ---: | ---: |" + " ---: |" * (len(modes) + 2)]
+    out = ["| bundle | N | L(N) | " + " | ".join(modes) + " | tree / L | tree / local | tree / best sbcast |",
+           "| --- | ---: | ---: |" + " ---: |" * (len(modes) + 3)]
     for comp in res["environment"]["bundles"]:
         for n in res["config"]["nodes"]:
             by = {p["mode"]: p for p in res["points"] if p["comp"] == comp and p["nodes"] == n}
@@ -353,7 +363,8 @@ def markdown(res):
                 cells.append(f"{p['time_s']:.1f} s ({p['fs_bytes_over_bundle']:.2f}x, {p['peak_over_extracted']:.2f}x)")
             tr = by.get("tree", {})
             out.append(f"| .{comp} | {n} | {ls:.1f} s | " if ls else f"| .{comp} | {n} | - | ")
-            out[-1] += " | ".join(cells) + f" | {tr.get('over_L', '-')} | {tr.get('over_best_sbcast', '-')} |"
+            out[-1] += " | ".join(cells) + (f" | {tr.get('over_L', '-')} | {tr.get('over_local', '-')}"
+                                            f" | {tr.get('over_best_sbcast', '-')} |")
     return "\n".join(out)
 
 

@@ -196,5 +196,6 @@ int pl_tree_extract_work(void *arg, char *msg, size_t msglen)
 	memset(&in, 0, sizeof(in));
 	in.x = x;
 	pl_frame_decoder_init(&in.dec, x->job_id, x->key, x->max_bytes);
+	pl_frame_decoder_trust_digests(&in.dec);
 	return pl_stage_make_tree(x->tree, &fill, msg, msglen);
 }

@@ -735,6 +735,43 @@ static void test_refuses_digest_mismatch(void **state)
 	free(b);
 }
 
+/* The extractor's decoder trusts the digests its tree process verified: a flipped payload byte
+ * passes it (no second SHA-256 pass), while sizes and framing are still its own to check. */
+static void test_trusting_decoder_checks_framing_only(void **state)
+{
+	uint8_t *a = pseudo_random(3000, 7), *b = pseudo_random(40, 8);
+	struct src src[2] = {{PL_FRAME_ARCHIVE, true, a, 3000}, {PL_FRAME_DIRECTORY, false, b, 40}};
+	struct stream s = {0};
+	struct pl_frame_encoder enc;
+	struct pl_frame_decoder dec;
+	struct received r;
+	char err[ERRLEN];
+	size_t table;
+
+	(void)state;
+	encode_session(&s, &enc, src, 2, 1024);
+	table = s.len - pl_frame_end_len(2) + PL_FRAME_HEAD_LEN;
+	s.p[AFTER_HEADER2 + PL_FRAME_HEAD_LEN + 100] ^= 0x20;
+	pl_frame_decoder_init(&dec, JOB, KEY, 0);
+	pl_frame_decoder_trust_digests(&dec);
+	assert_int_equal(decode_pieces(&dec, s.p, s.len, 777, &r, err, sizeof(err)), PL_FRAME_END);
+	assert_int_equal(r.bundle[0].len, 3000);
+	assert_int_equal(r.bundle[1].len, 40);
+	received_free(&r);
+	s.p[AFTER_HEADER2 + PL_FRAME_HEAD_LEN + 100] ^= 0x20;
+
+	s.p[table + PL_FRAME_END_ENTRY + 7] ^= 1;
+	pl_frame_decoder_init(&dec, JOB, KEY, 0);
+	pl_frame_decoder_trust_digests(&dec);
+	assert_int_equal(decode_pieces(&dec, s.p, s.len, SIZE_MAX, &r, err, sizeof(err)),
+			 PL_FRAME_ERROR);
+	assert_string_equal(err, "bundle 1 (directory): END says 41 bytes, 40 arrived");
+	received_free(&r);
+	free(s.p);
+	free(a);
+	free(b);
+}
+
 /* Every single flipped bit anywhere in a session is refused: header, frame heads, payload, END. */
 static void test_every_flipped_bit_is_detected(void **state)
 {
@@ -891,6 +928,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_bad_end),
 	    cmocka_unit_test(test_refuses_digest_mismatch),
 	    cmocka_unit_test(test_every_flipped_bit_is_detected),
+	    cmocka_unit_test(test_trusting_decoder_checks_framing_only),
 	    cmocka_unit_test(test_encoder_refuses_bad_headers),
 	    cmocka_unit_test(test_encoder_refuses_what_a_child_would),
 	    cmocka_unit_test(test_key_validity),
