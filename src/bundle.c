@@ -96,35 +96,43 @@ static int check_directory(const char *path, uint64_t *hash, uint64_t budget, ui
 	return 0;
 }
 
-static int check_archive(const char *path, char *err, size_t errlen)
+static int check_archive(const char *path, int pathfd, const struct stat *st, char *err,
+			 size_t errlen)
 {
 	char why[512];
 
-	if (pl_archive_probe(path, why, sizeof(why)) < 0) {
+	if (pl_archive_probe_looked_up(pathfd, st, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		return -1;
 	}
 	return 0;
 }
 
+/* One path walk for an archive (pl_bundle_lookup): srun's check is part of every job's cost to
+ * the shared file system. */
 static int check_one(const char *path, uint64_t *hash, uint64_t budget, uint64_t *bytes, char *err,
 		     size_t errlen)
 {
 	struct stat st;
+	int pathfd = pl_bundle_lookup(path, &st);
+	int rc;
 
-	if (stat(path, &st) < 0) {
+	if (pathfd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	mix_stat(hash, path, &st);
 	if (S_ISDIR(st.st_mode))
-		return check_directory(path, hash, budget, bytes, err, errlen);
-	if (!S_ISREG(st.st_mode)) {
+		rc = check_directory(path, hash, budget, bytes, err, errlen);
+	else if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s: neither a regular file nor a directory", path);
-		return -1;
+		rc = -1;
+	} else {
+		*bytes = (uint64_t)st.st_size;
+		rc = check_archive(path, pathfd, &st, err, errlen);
 	}
-	*bytes = (uint64_t)st.st_size;
-	return check_archive(path, err, errlen);
+	close(pathfd);
+	return rc;
 }
 
 int pl_bundles_check(const struct pl_bundle_list *list, uint64_t max_bytes,

@@ -926,18 +926,51 @@ struct archive *pl_archive_reader_new(void)
 	return a;
 }
 
-/* O_NONBLOCK: a FIFO named as a bundle must not hang the prolog before it is refused. */
+int pl_bundle_lookup(const char *path, struct stat *st)
+{
+	int fd = open(path, O_PATH | O_CLOEXEC);
+
+	if (fd >= 0 && fstat(fd, st) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* O_NONBLOCK: should the inode have become a FIFO, it must not hang the prolog. */
+int pl_bundle_reopen(int pathfd)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+	return open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+}
+
+static int open_looked_up(struct extractor *x, int pathfd, const struct stat *st)
+{
+	int fd;
+
+	if (!S_ISREG(st->st_mode))
+		return fail(x, "not a regular file");
+	fd = pl_bundle_reopen(pathfd);
+	if (fd < 0)
+		return fail(x, "cannot open: %s", strerror(errno));
+	return fd;
+}
+
 static int open_bundle_file(struct extractor *x, const char *path)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	int pathfd = pl_bundle_lookup(path, &st);
+	int fd;
 
-	if (fd < 0)
+	if (pathfd < 0)
 		return fail(x, "cannot open: %s", strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return fail(x, "not a regular file");
-	}
+	fd = open_looked_up(x, pathfd, &st);
+	close(pathfd);
 	return fd;
 }
 
@@ -955,27 +988,41 @@ static int open_reader(struct extractor *x, struct archive *a, int fd)
 	return fail(x, "cannot read: %s", archive_why(&why, a));
 }
 
-int pl_archive_probe(const char *path, char *err, size_t errlen)
+/* Reads the first header from fd (closed here). */
+static int probe_fd(struct extractor *x, int fd)
 {
-	struct archive *a = NULL;
+	struct archive *a = pl_archive_reader_new();
 	struct archive_entry *e;
-	struct extractor x;
-	int fd;
 	int rc = -1;
 
-	init_extractor(&x, -1, NULL, NULL, err, errlen);
-	fd = open_bundle_file(&x, path);
-	if (fd < 0)
-		return -1;
-	a = pl_archive_reader_new();
-	if (open_reader(&x, a, fd) < 0)
+	if (open_reader(x, a, fd) < 0)
 		goto out;
 	rc = archive_read_next_header(a, &e);
-	rc = rc == ARCHIVE_OK || rc == ARCHIVE_WARN || rc == ARCHIVE_EOF ? 0 : fail_header(&x, a);
+	rc = rc == ARCHIVE_OK || rc == ARCHIVE_WARN || rc == ARCHIVE_EOF ? 0 : fail_header(x, a);
 out:
 	archive_read_free(a);
 	close(fd);
 	return rc;
+}
+
+int pl_archive_probe(const char *path, char *err, size_t errlen)
+{
+	struct extractor x;
+	int fd;
+
+	init_extractor(&x, -1, NULL, NULL, err, errlen);
+	fd = open_bundle_file(&x, path);
+	return fd < 0 ? -1 : probe_fd(&x, fd);
+}
+
+int pl_archive_probe_looked_up(int pathfd, const struct stat *st, char *err, size_t errlen)
+{
+	struct extractor x;
+	int fd;
+
+	init_extractor(&x, -1, NULL, NULL, err, errlen);
+	fd = open_looked_up(&x, pathfd, st);
+	return fd < 0 ? -1 : probe_fd(&x, fd);
 }
 
 int pl_extract_archive(struct archive *a, int dirfd, const struct pl_extract_limits *lim,
@@ -1010,6 +1057,23 @@ int pl_extract_archive_file(const char *path, int dirfd, const struct pl_extract
 
 	init_extractor(&x, dirfd, lim, stats, err, errlen);
 	fd = open_bundle_file(&x, path);
+	if (fd < 0)
+		return finish_call(&x, -1);
+	rc = pl_extract_archive_fd(fd, dirfd, lim, stats, err, errlen);
+	close(fd);
+	return rc;
+}
+
+int pl_extract_archive_looked_up(int pathfd, const struct stat *st, int dirfd,
+				 const struct pl_extract_limits *lim,
+				 struct pl_extract_stats *stats, char *err, size_t errlen)
+{
+	struct extractor x;
+	int fd;
+	int rc;
+
+	init_extractor(&x, dirfd, lim, stats, err, errlen);
+	fd = open_looked_up(&x, pathfd, st);
 	if (fd < 0)
 		return finish_call(&x, -1);
 	rc = pl_extract_archive_fd(fd, dirfd, lim, stats, err, errlen);

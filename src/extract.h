@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 struct archive;
 
@@ -43,10 +44,26 @@ struct pl_extract_stats {
 /* Submit-time check, run as the user: can the file be read as one of the accepted formats (tar,
  * plain or compressed with gzip, zstd, xz, bzip2 or lz4; zip)? Reads the first header only. */
 int pl_archive_probe(const char *path, char *err, size_t errlen);
+/* The same for a bundle pl_bundle_lookup() found (pathfd is not closed). */
+int pl_archive_probe_looked_up(int pathfd, const struct stat *st, char *err, size_t errlen);
+
+/* A bundle is looked up once and opened through that lookup: a shared file system's client that
+ * caches nothing costs its metadata server a lookup and a getattr per path component at every
+ * walk, and sparing that server is what pylaunch is for. O_PATH opens nothing (a device or FIFO
+ * named as a bundle is not touched). Returns the O_PATH descriptor with *st, or -1 and errno. */
+int pl_bundle_lookup(const char *path, struct stat *st);
+
+/* The looked-up inode opened for reading (through /proc/self/fd: no second walk), or -1, errno. */
+int pl_bundle_reopen(int pathfd);
 
 /* Extracts the archive file at path beneath dirfd. The cap applies to stats->bytes. */
 int pl_extract_archive_file(const char *path, int dirfd, const struct pl_extract_limits *lim,
 			    struct pl_extract_stats *stats, char *err, size_t errlen);
+
+/* The same for a bundle pl_bundle_lookup() found (pathfd is not closed). */
+int pl_extract_archive_looked_up(int pathfd, const struct stat *st, int dirfd,
+				 const struct pl_extract_limits *lim,
+				 struct pl_extract_stats *stats, char *err, size_t errlen);
 
 /* The same from an open fd (a file, pipe or socket; not closed). A zip read from a pipe has no
  * central directory to consult: modes and symlinks are lost; stream tar through pipes. */

@@ -29,16 +29,43 @@ struct stage_work {
 	char tree[PATH_MAX];
 };
 
-static int check_free_space(int dirfd, const struct pl_bundle_list *bundles, char *msg, size_t len)
+/* Each bundle looked up once (pl_bundle_lookup): the free-space check and the extraction use
+ * that lookup, so the shared file system sees one path walk per bundle and node. */
+struct looked_up {
+	int fd; /* O_PATH, -1 if the lookup failed (errno in err) */
+	int err;
+	struct stat st;
+};
+
+static struct looked_up *look_up_all(const struct pl_bundle_list *bundles)
+{
+	struct looked_up *l = calloc(bundles->n ? bundles->n : 1, sizeof(*l));
+
+	for (size_t i = 0; l && i < bundles->n; i++) {
+		l[i].fd = pl_bundle_lookup(bundles->paths[i], &l[i].st);
+		l[i].err = l[i].fd < 0 ? errno : 0;
+	}
+	return l;
+}
+
+static void close_all(struct looked_up *l, size_t n)
+{
+	for (size_t i = 0; l && i < n; i++)
+		if (l[i].fd >= 0)
+			close(l[i].fd);
+	free(l);
+}
+
+static int check_free_space(int dirfd, const struct pl_bundle_list *bundles,
+			    const struct looked_up *l, char *msg, size_t len)
 {
 	struct statvfs vfs;
 	uint64_t need = 0;
 	uint64_t avail;
-	struct stat st;
 
 	for (size_t i = 0; i < bundles->n; i++)
-		if (stat(bundles->paths[i], &st) == 0 && S_ISREG(st.st_mode))
-			need += (uint64_t)st.st_size;
+		if (l[i].fd >= 0 && S_ISREG(l[i].st.st_mode))
+			need += (uint64_t)l[i].st.st_size;
 	if (fstatvfs(dirfd, &vfs) < 0)
 		return 0;
 	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
@@ -52,24 +79,25 @@ static int check_free_space(int dirfd, const struct pl_bundle_list *bundles, cha
 }
 
 /* bytes_read: what the bundle cost the shared file system. */
-static int extract_one(const char *path, int dirfd, const struct pl_extract_limits *lim,
-		       struct pl_extract_stats *stats, uint64_t *bytes_read, char *msg, size_t len)
+static int extract_one(const char *path, const struct looked_up *l, int dirfd,
+		       const struct pl_extract_limits *lim, struct pl_extract_stats *stats,
+		       uint64_t *bytes_read, char *msg, size_t len)
 {
 	uint64_t written_before = stats->bytes;
 	char why[PL_ERRLEN];
-	struct stat st;
 	int rc;
 
-	if (stat(path, &st) < 0) {
-		snprintf(msg, len, "%s: %s", path, strerror(errno));
+	if (l->fd < 0) {
+		snprintf(msg, len, "%s: %s", path, strerror(l->err));
 		return -1;
 	}
-	if (S_ISDIR(st.st_mode)) {
+	if (S_ISDIR(l->st.st_mode)) {
 		rc = pl_extract_directory(path, dirfd, lim, stats, why, sizeof(why));
 		*bytes_read += stats->bytes - written_before;
 	} else {
-		rc = pl_extract_archive_file(path, dirfd, lim, stats, why, sizeof(why));
-		*bytes_read += (uint64_t)st.st_size;
+		rc = pl_extract_archive_looked_up(l->fd, &l->st, dirfd, lim, stats, why,
+						  sizeof(why));
+		*bytes_read += (uint64_t)l->st.st_size;
 	}
 	if (rc < 0)
 		snprintf(msg, len, "%s: %s", path, why);
@@ -132,13 +160,19 @@ static int fill_direct(void *ctx, int dirfd, const struct pl_extract_limits *lim
 		       struct pl_extract_stats *stats, uint64_t *bytes_read, char *msg, size_t len)
 {
 	const struct pl_bundle_list *bundles = ctx;
+	struct looked_up *l = look_up_all(bundles);
+	int rc = 0;
 
-	if (check_free_space(dirfd, bundles, msg, len) < 0)
+	if (!l) {
+		snprintf(msg, len, "out of memory");
 		return -1;
-	for (size_t i = 0; i < bundles->n; i++)
-		if (extract_one(bundles->paths[i], dirfd, lim, stats, bytes_read, msg, len) < 0)
-			return -1;
-	return 0;
+	}
+	if (check_free_space(dirfd, bundles, l, msg, len) < 0)
+		rc = -1;
+	for (size_t i = 0; rc == 0 && i < bundles->n; i++)
+		rc = extract_one(bundles->paths[i], &l[i], dirfd, lim, stats, bytes_read, msg, len);
+	close_all(l, bundles->n);
+	return rc;
 }
 
 static int fill_tree(const struct pl_stage_fill *fill, const char *tree, int dirfd, char *msg,

@@ -1253,6 +1253,38 @@ static void test_probe_refuses_other_things(void **state)
 	assert_string_equal(fx->err, "not a regular file");
 }
 
+/* A bundle looked up once (O_PATH) is probed and extracted through that lookup; a FIFO is
+ * refused from its lookup, never opened (that would block). */
+static void test_looked_up_bundles(void **state)
+{
+	struct fx *fx = *state;
+	char path[PATH_MAX];
+	struct stat st;
+	int pathfd;
+
+	write_archive(fx, "env.tar.zst", PAX, ARCHIVE_FILTER_ZSTD, conda_tree);
+	pathfd = pl_bundle_lookup(in_arc(fx, "env.tar.zst", path), &st);
+	assert_true(pathfd >= 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(pl_archive_probe_looked_up(pathfd, &st, fx->err, sizeof(fx->err)), 0);
+	assert_int_equal(pl_extract_archive_looked_up(pathfd, &st, fx->outfd, &fx->lim, &fx->stats,
+						      fx->err, sizeof(fx->err)),
+			 0);
+	close(pathfd);
+	finish_ok(fx);
+	check_conda_tree(fx, true);
+
+	assert_int_equal(mkfifo(in_arc(fx, "fifo", path), 0600), 0);
+	pathfd = pl_bundle_lookup(path, &st);
+	assert_true(pathfd >= 0);
+	assert_int_equal(pl_archive_probe_looked_up(pathfd, &st, fx->err, sizeof(fx->err)), -1);
+	assert_string_equal(fx->err, "not a regular file");
+	close(pathfd);
+	errno = 0;
+	assert_int_equal(pl_bundle_lookup(in_arc(fx, "missing", path), &st), -1);
+	assert_int_equal(errno, ENOENT);
+}
+
 /* cpio, 7-Zip and compress(1) are readable by libarchive but are not bundle formats. */
 static void test_other_formats_refused(void **state)
 {
@@ -1445,6 +1477,7 @@ int main(void)
 	    T(test_truncated_archive),
 	    T(test_probe_accepts_every_format),
 	    T(test_probe_refuses_other_things),
+	    T(test_looked_up_bundles),
 	    T(test_other_formats_refused),
 	    T(test_directory_bundle),
 	    T(test_directory_bundle_named_differently),
