@@ -940,8 +940,10 @@ int pl_bundle_lookup(const char *path, struct stat *st)
 	return fd;
 }
 
-/* O_NONBLOCK: should the inode have become a FIFO, it must not hang the prolog. */
-int pl_bundle_reopen(int pathfd)
+/* The looked-up inode opened for reading, without a second walk. /proc is there wherever Slurm
+ * runs (slurmd and slurmstepd read it themselves). O_NONBLOCK: should the inode have become a
+ * FIFO, it must not hang the prolog. */
+static int reopen_for_reading(int pathfd)
 {
 	char proc[64];
 
@@ -955,7 +957,7 @@ static int open_looked_up(struct extractor *x, int pathfd, const struct stat *st
 
 	if (!S_ISREG(st->st_mode))
 		return fail(x, "not a regular file");
-	fd = pl_bundle_reopen(pathfd);
+	fd = reopen_for_reading(pathfd);
 	if (fd < 0)
 		return fail(x, "cannot open: %s", strerror(errno));
 	return fd;

@@ -53,9 +53,6 @@ int pl_archive_probe_looked_up(int pathfd, const struct stat *st, char *err, siz
  * named as a bundle is not touched). Returns the O_PATH descriptor with *st, or -1 and errno. */
 int pl_bundle_lookup(const char *path, struct stat *st);
 
-/* The looked-up inode opened for reading (through /proc/self/fd: no second walk), or -1, errno. */
-int pl_bundle_reopen(int pathfd);
-
 /* Extracts the archive file at path beneath dirfd. The cap applies to stats->bytes. */
 int pl_extract_archive_file(const char *path, int dirfd, const struct pl_extract_limits *lim,
 			    struct pl_extract_stats *stats, char *err, size_t errlen);
