@@ -542,6 +542,13 @@ static void read_up(struct pl_node *node)
 	take_bytes(node, buf, (size_t)n);
 }
 
+/* In store-and-forward a parent answers a HELLO only once it holds the whole session, which
+ * takes longer than a connection should: seen as a stalled stream, not as a dead parent. */
+static long long reply_wait(const struct pl_node *node, long long connect, long long stall)
+{
+	return node->plan->cfg->tree_store_and_forward ? stall : connect;
+}
+
 static void check_timers(struct pl_node *node)
 {
 	struct pl_upstream *up = &node->up;
@@ -555,7 +562,7 @@ static void check_timers(struct pl_node *node)
 		try_connect(node);
 	else if (up->state == UP_CONNECTING && now >= up->until)
 		next_ancestor(node, "no answer to connect");
-	else if (up->state == UP_REPLY && now - up->last_io >= connect)
+	else if (up->state == UP_REPLY && now - up->last_io >= reply_wait(node, connect, stall))
 		next_ancestor(node, "no answer to HELLO");
 	else if ((up->state == UP_STREAM || up->state == UP_SEAL) && read_allowance(node) == 0)
 		up->last_io = now; /* we hold it back, not the parent */
