@@ -68,4 +68,14 @@ rc_tree=$?
 [ $rc -eq 0 ] && rc=$rc_tree
 set -e
 bash "$top/tests/cluster/cluster.sh" down >/dev/null 2>&1 || true
+
+# The start-up benchmark's command must run on a fresh machine (issue 6): one point each way.
+step "benchmark harness: self-checks, and start-up of 2 nodes with and without --pybundle"
+cd "$top"
+bench/run unit
+bench_out=$(mktemp -d)
+bench/run startup --nodes 2 --ranks 1 --delays-us 200 --cases shared,tree --shared-points 2x1 \
+	--no-launch --plugin "$top/_build/.libs/pylaunch.so" --out "$bench_out"
+/usr/bin/python3 tests/check-bench-smoke.py "$bench_out/startup.json" || rc=1
+rm -rf "$bench_out"
 exit $rc
