@@ -8,7 +8,7 @@ packages=(
 	libslurm-dev libarchive-dev libyaml-dev libmunge-dev libcmocka-dev
 	valgrind clang-format python3 python3-pytest
 	tar zstd xz-utils bzip2 lz4 strace
-	python3-numpy python3-scipy rsyslog
+	python3-numpy python3-scipy python3-matplotlib rsyslog
 	libfuse3-dev fuse3 util-linux iproute2
 )
 
