@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "extract.h"
+#include "scratch_dir.h"
 #include "tar_stream.h"
 
 #define T0 1700000000
@@ -63,54 +64,14 @@ struct written {
 
 /* ------------------------------------------------------------ scratch directories */
 
-static char *join(char *buf, const char *dir, const char *name)
-{
-	int n = snprintf(buf, PATH_MAX, "%s/%s", dir, name);
-
-	assert_true(n > 0 && n < PATH_MAX);
-	return buf;
-}
-
-static void make_temp_dir(char *buf, const char *what)
-{
-	const char *tmp = getenv("TMPDIR");
-
-	snprintf(buf, PATH_MAX, "%s/pl-tar-stream-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", what);
-	assert_non_null(mkdtemp(buf));
-}
-
-/* Read-only directories must be opened up before they can be emptied. */
-static int open_up(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (type == FTW_D || type == FTW_DNR)
-		chmod(path, 0700);
-	return 0;
-}
-
-static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(path) == 0 || errno == ENOENT ? 0 : -1;
-}
-
-static void remove_tree(const char *path)
-{
-	nftw(path, open_up, 32, FTW_PHYS);
-	assert_int_equal(nftw(path, remove_one, 32, FTW_PHYS | FTW_DEPTH), 0);
-}
-
 static int setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
 
 	assert_non_null(fx);
-	make_temp_dir(fx->src, "src");
-	make_temp_dir(fx->out, "out");
-	make_temp_dir(fx->tmp, "tmp");
+	make_temp_dir(fx->src, "pl-tar-stream", "src");
+	make_temp_dir(fx->out, "pl-tar-stream", "out");
+	make_temp_dir(fx->tmp, "pl-tar-stream", "tmp");
 	fx->outfd = open(fx->out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	assert_true(fx->outfd >= 0);
 	fx->lim.max_bytes = (uint64_t)1024 * MIB;
