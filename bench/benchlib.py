@@ -465,6 +465,23 @@ def save_json(path, res):
     os.replace(tmp, path)
 
 
+def run_and_save(res, out_json, out_png, run, derive, plot):
+    """run() the points; whatever happens, derive the figures and write the JSON (a partial run
+    is kept), then the plot.  The two cluster benchmarks end the same way."""
+    t_start = time.time()
+    try:
+        res["not_run"] = run()
+    finally:
+        res["machine"]["loadavg_end"] = os.getloadavg()
+        res["duration_s"] = round(time.time() - t_start, 1)
+        derive(res)
+        save_json(out_json, res)
+        if os.path.exists(out_json + ".partial"):
+            os.unlink(out_json + ".partial")
+    plot(res, out_png)
+    log(f"wrote {out_json} and {out_png} in {res['duration_s'] / 60:.1f} min; targets: {res['targets']}")
+
+
 def config_text(extra=""):
     """The site configuration of every benchmark job; `extra` adds YAML sections (tree: ...)."""
     return ("stage:\n  dir: /dev/shm/pylaunch\n"

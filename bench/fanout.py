@@ -454,19 +454,11 @@ def main():
                 ctx["sampler"].close()
         res["holds"].append({"seconds": round(time.time() - t, 1)})
 
-    t_start = time.time()
-    try:
-        res["not_run"] = bl.run_holds([(None, points)], lambda pt: est_seconds(pt, info, args.read_mbps, cores),
-                                      args.max_hold, lambda c, pt: run_point(c, pt, ctx), make_hold)
-    finally:
-        res["machine"]["loadavg_end"] = os.getloadavg()
-        res["duration_s"] = round(time.time() - t_start, 1)
-        derive(res)
-        bl.save_json(out_json, res)
-        if os.path.exists(out_json + ".partial"):
-            os.unlink(out_json + ".partial")
-    plot(res, out_png)
-    bl.log(f"wrote {out_json} and {out_png} in {res['duration_s'] / 60:.1f} min; targets: {res['targets']}")
+    def run():
+        return bl.run_holds([(None, points)], lambda pt: est_seconds(pt, info, args.read_mbps, cores),
+                            args.max_hold, lambda c, pt: run_point(c, pt, ctx), make_hold)
+
+    bl.run_and_save(res, out_json, out_png, run, derive, plot)
 
 
 if __name__ == "__main__":
