@@ -49,7 +49,16 @@ SLOW = pathlib.Path("/run/pylaunch-test-slow")
 SLOW_MBPS = 4
 
 
+def ensure_test_user():
+    """The test user owns the shared file system's files, which exist before the cluster (whose
+    `up` would make the user too): on a fresh machine it is made here first."""
+    if subprocess.run(["id", "-u", TEST_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-m", "-U", "-s", "/bin/bash", TEST_USER], check=True,
+                       capture_output=True)
+
+
 def mount_shared_fs():
+    ensure_test_user()
     unmount_shared_fs()
     shutil.rmtree(SHARED_SRC, ignore_errors=True)
     SHARED_SRC.mkdir(mode=0o755, parents=True)
