@@ -1,0 +1,195 @@
+"""Everything this tool knows about the record format, in one place.
+
+The records are those of src/monitor_record.c (share/monitor-record.schema.json):
+schema "pylaunch-monitor-record", schema_version 1 or 2. A field that is missing, null
+or of an unexpected type is "not known" (None), never an error: a newer plugin may add
+fields and an older one lacks some. Only a line that is not a JSON object, or an
+object of another schema, or of a schema_version this module does not know, is
+malformed.
+
+A line is either a record (a sink file's line) or a stored syslog message (RFC 5424,
+possibly in several parts: [pylaunch@32473 id="JOB.NODE" part="K" of="N"] then bytes).
+"""
+import json
+import re
+from datetime import datetime
+
+SCHEMA = "pylaunch-monitor-record"
+VERSIONS = (1, 2)
+SD_ID = "pylaunch@32473"
+
+_SYSLOG_SD = re.compile(r'\[' + re.escape(SD_ID) +
+                        r' id="((?:[^"\\]|\\.)*)" part="(\d+)" of="(\d+)"\] ?')
+
+
+class Malformed(ValueError):
+    """A line that holds no record this tool can read; the text says why."""
+
+
+def framing(line):
+    """(id, part, of, payload) for a syslog message, (None, 1, 1, line) for a plain line."""
+    if line.startswith("{"):
+        return None, 1, 1, line
+    m = _SYSLOG_SD.search(line)
+    if not m:
+        if "{" in line:  # a syslog daemon's own prefix before a record sent without parts
+            return None, 1, 1, line[line.index("{"):]
+        raise Malformed("no JSON object and no pylaunch syslog header")
+    part, of = int(m.group(2)), int(m.group(3))
+    if not 1 <= part <= of:
+        raise Malformed(f"syslog part {part} of {of}")
+    return m.group(1), part, of, line[m.end():]
+
+
+def _str(v):
+    return v if isinstance(v, str) and v else None
+
+
+def _int(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
+def _float(v):
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    return None
+
+
+def _bool(v):
+    """True/False; a number or an object counts as true when non-zero/non-empty."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, (int, float)):
+        return v != 0
+    if isinstance(v, dict):
+        return any(_bool(x) for x in v.values())
+    return None
+
+
+def _count(v):
+    """A count, or the sum of an object's counts ({"packages": 1, "steps": 0})."""
+    if isinstance(v, dict):
+        return sum(_int(x) or 0 for x in v.values())
+    return _int(v)
+
+
+def _time(v):
+    """Unix seconds of an RFC 3339 time ("2026-11-21T21:01:49.138Z"), or None."""
+    if not isinstance(v, str):
+        return None
+    try:
+        return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _versions(pkg, processes):
+    """[(version or None, processes)]: schema 1 lists "versions", schema 2 may give one
+    "version"; a package without either counts its processes under an unknown version."""
+    listed = pkg.get("versions")
+    if isinstance(listed, list):
+        out = [(_str(v.get("version")), _int(v.get("processes")) or 0)
+               for v in listed if isinstance(v, dict)]
+        if out:
+            seen = sum(n for _, n in out)
+            if seen < processes:
+                out.append((None, processes - seen))
+            return out
+    version = pkg.get("version")
+    if isinstance(version, dict):  # a tally, as in schema 1's list items
+        version = version.get("version")
+    return [(_str(version), processes)]
+
+
+def _package(pkg):
+    name = _str(pkg.get("name")) if isinstance(pkg, dict) else None
+    if not name:
+        return None
+    processes = _int(pkg.get("processes")) or 0
+    return {
+        "name": name,
+        "processes": processes,
+        "incomplete": _int(pkg.get("incomplete")) or 0,
+        "rank_count": _int(pkg.get("rank_count")),
+        "distribution": _str(pkg.get("distribution")),
+        "origin": _str(pkg.get("origin")),
+        "versions": _versions(pkg, processes),
+    }
+
+
+def _interpreter(item):
+    if not isinstance(item, dict):
+        return None
+    return (_str(item.get("executable")), _str(item.get("version")),
+            _str(item.get("implementation")), _int(item.get("processes")) or 0)
+
+
+def _list(rec, key):
+    v = rec.get(key)
+    return v if isinstance(v, list) else []
+
+
+def _exit_code(rec):
+    e = rec.get("exit")
+    return _int(e.get("code")) if isinstance(e, dict) else None
+
+
+def _first(rec, *keys):
+    """The first of keys present (a field renamed between schema versions)."""
+    for k in keys:
+        if k in rec:
+            return rec[k]
+    return None
+
+
+def parse(text):
+    """The record in text as a flat dict (see normalise), or raise Malformed."""
+    try:
+        rec = json.loads(text)
+    except ValueError as e:
+        raise Malformed(f"not JSON: {e}") from None
+    if not isinstance(rec, dict):
+        raise Malformed("not a JSON object")
+    return normalise(rec)
+
+
+def normalise(rec):
+    if rec.get("schema") != SCHEMA:
+        raise Malformed(f"schema {rec.get('schema')!r} is not {SCHEMA}")
+    version = rec.get("schema_version")
+    if version not in VERSIONS:
+        raise Malformed(f"schema_version {version!r} not one of {VERSIONS}")
+    job_id = _int(rec.get("job_id"))
+    if job_id is None:
+        raise Malformed("no job_id")
+    packages = [p for p in map(_package, _list(rec, "packages")) if p]
+    return {
+        "schema_version": version,
+        "cluster": _str(rec.get("cluster")) or "",
+        "job_id": job_id,
+        "node": _str(rec.get("node")) or "",
+        "user": _str(rec.get("user")) or (f"uid {rec['uid']}" if _int(rec.get("uid")) is not None
+                                          else "unknown"),
+        "account": _str(rec.get("account")),
+        "partition": _str(rec.get("partition")),
+        "num_nodes": _int(rec.get("num_nodes")),
+        "exit_code": _exit_code(rec),
+        "start": _time(rec.get("start_time")),
+        "end": _time(rec.get("end_time")),
+        "end_text": rec.get("end_time") if isinstance(rec.get("end_time"), str) else "",
+        "is_staff": bool(_bool(rec.get("is_staff"))),
+        "is_container": bool(_bool(rec.get("is_container"))),
+        "partial": bool(_bool(rec.get("partial"))),
+        "truncated": bool(_bool(rec.get("truncated"))),
+        "processes": _int(rec.get("processes")) or 0,
+        "processes_incomplete": _int(rec.get("processes_incomplete")) or 0,
+        "logs_skipped": _int(rec.get("logs_skipped")),
+        "lines_skipped": _int(rec.get("lines_skipped")),
+        "dropped": _count(rec.get("dropped")),
+        # Schema 2: processes that ran without the hook, or whose logs were lost.
+        "without_hook": _count(_first(rec, "processes_without_hook", "without_hook")),
+        "unlogged": _count(_first(rec, "processes_unlogged", "unlogged")),
+        "sample_rate": _float(_first(rec, "sample_rate", "sampling")),
+        "interpreters": [i for i in map(_interpreter, _list(rec, "interpreters")) if i],
+        "packages": packages,
+    }

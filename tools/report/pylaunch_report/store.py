@@ -1,0 +1,236 @@
+"""The local SQLite database: which files were loaded, the records, their packages.
+
+Loading is incremental: a file already loaded (same path, size and mtime, or the same
+content under any name) is skipped; a record already in the database (same cluster,
+job, node and end time: a sink file that grew, or the same record from a file sink and
+from syslog) is counted as a duplicate and not stored twice. A malformed line is
+counted, its first reasons kept, and loading goes on. Each file is loaded in one
+transaction: an interrupted load leaves no half-loaded file behind.
+"""
+import gzip
+import hashlib
+import os
+import sqlite3
+import time
+from datetime import datetime, timezone
+
+from . import record
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files(id INTEGER PRIMARY KEY, path TEXT, size INT, mtime_ns INT,
+    digest TEXT UNIQUE, loaded_at REAL, lines INT, records INT, duplicates INT, malformed INT);
+CREATE INDEX IF NOT EXISTS files_stat ON files(path, size, mtime_ns);
+CREATE TABLE IF NOT EXISTS malformed(file_id INT, line INT, reason TEXT);
+CREATE TABLE IF NOT EXISTS names(id INTEGER PRIMARY KEY, kind TEXT, name TEXT, UNIQUE(kind, name));
+CREATE TABLE IF NOT EXISTS records(id INTEGER PRIMARY KEY, file_id INT, schema_version INT,
+    cluster_id INT, job_id INT, node TEXT, end_text TEXT, user_id INT, account TEXT,
+    partition TEXT, num_nodes INT, exit_code INT, start REAL, end REAL, is_staff INT,
+    is_container INT, partial INT, truncated INT, processes INT, processes_incomplete INT,
+    logs_skipped INT, lines_skipped INT, dropped INT, without_hook INT, unlogged INT,
+    sample_rate REAL, UNIQUE(cluster_id, job_id, node, end_text));
+CREATE TABLE IF NOT EXISTS packages(record_id INT, package_id INT, version_id INT,
+    processes INT, incomplete INT, rank_count INT, distribution_id INT, origin_id INT);
+CREATE TABLE IF NOT EXISTS interpreters(record_id INT, executable_id INT, version_id INT,
+    implementation TEXT, processes INT);
+CREATE TABLE IF NOT EXISTS sacct_jobs(cluster TEXT, job_id INT, user TEXT, num_nodes INT,
+    start REAL, PRIMARY KEY(cluster, job_id));
+"""
+
+RECORD_COLUMNS = ("id", "file_id", "schema_version", "cluster_id", "job_id", "node", "end_text",
+                  "user_id", "account", "partition", "num_nodes", "exit_code", "start", "end",
+                  "is_staff", "is_container", "partial", "truncated", "processes",
+                  "processes_incomplete", "logs_skipped", "lines_skipped", "dropped",
+                  "without_hook", "unlogged", "sample_rate")
+BATCH = 20000
+REASONS_KEPT = 20
+
+
+def connect(path):
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA)
+    return db
+
+
+class Names:
+    """Interned strings (users, packages, versions, ...) as small integers."""
+
+    def __init__(self, db):
+        self.db = db
+        self.ids = {(k, n): i for i, k, n in db.execute("SELECT id, kind, name FROM names")}
+
+    def id(self, kind, name):
+        if name is None:
+            return None
+        key = (kind, name)
+        got = self.ids.get(key)
+        if got is None:
+            got = self.db.execute("INSERT INTO names(kind, name) VALUES (?, ?)", key).lastrowid
+            self.ids[key] = got
+        return got
+
+
+class Outcome:
+    def __init__(self, path, status, lines=0, records=0, duplicates=0, malformed=0, reasons=()):
+        self.path, self.status = path, status
+        self.lines, self.records, self.duplicates = lines, records, duplicates
+        self.malformed, self.reasons = malformed, list(reasons)
+
+    def __str__(self):
+        if self.status != "loaded":
+            return f"{self.path}: {self.status}"
+        text = (f"{self.path}: {self.records} records, {self.duplicates} already loaded, "
+                f"{self.malformed} malformed lines")
+        return text + "".join(f"\n  line {n}: {why}" for n, why in self.reasons[:5])
+
+
+def _digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _open(path):
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gz else open(path, "rb")
+
+
+def _texts(stream, bad):
+    """(line number, record text) of each line; syslog parts joined; bad(n, why) for the rest."""
+    pending = {}
+    for n, raw in enumerate(stream, 1):
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line.strip():
+            continue
+        try:
+            key, part, of, payload = record.framing(line)
+        except record.Malformed as e:
+            bad(n, str(e))
+            continue
+        if of == 1:
+            yield n, payload
+            continue
+        got = pending.setdefault((key, of), {})
+        got.setdefault(part, payload)
+        if len(got) == of:
+            del pending[(key, of)]
+            yield n, "".join(got[k] for k in range(1, of + 1))
+    for (key, of), got in pending.items():
+        bad(0, f"syslog record {key}: {len(got)} of {of} parts")
+
+
+class Loader:
+    def __init__(self, db):
+        self.db = db
+        self.names = Names(db)
+
+    def load(self, path):
+        st = os.stat(path)
+        seen = self.db.execute("SELECT 1 FROM files WHERE path=? AND size=? AND mtime_ns=?",
+                               (path, st.st_size, st.st_mtime_ns)).fetchone()
+        if seen:
+            return Outcome(path, "already loaded")
+        digest = _digest(path)
+        same = self.db.execute("SELECT path FROM files WHERE digest=?", (digest,)).fetchone()
+        if same:
+            return Outcome(path, f"already loaded (same content as {same[0]})")
+        with self.db:
+            return self._load(path, st, digest)
+
+    def _load(self, path, st, digest):
+        file_id = self.db.execute(
+            "INSERT INTO files(path, size, mtime_ns, digest, loaded_at) VALUES (?,?,?,?,?)",
+            (path, st.st_size, st.st_mtime_ns, digest, time.time())).lastrowid
+        out = Outcome(path, "loaded")
+
+        def bad(n, why):
+            out.malformed += 1
+            if len(out.reasons) < REASONS_KEPT:
+                out.reasons.append((n, why))
+
+        batch, lines = [], 0
+        with _open(path) as stream:
+            for n, text in _texts(stream, bad):
+                lines = n
+                try:
+                    batch.append(record.parse(text))
+                except record.Malformed as e:
+                    bad(n, str(e))
+                    continue
+                if len(batch) >= BATCH:
+                    self._store(file_id, batch, out)
+                    batch = []
+        self._store(file_id, batch, out)
+        out.lines = lines
+        self.db.executemany("INSERT INTO malformed VALUES (?,?,?)",
+                            [(file_id, n, why) for n, why in out.reasons])
+        self.db.execute("UPDATE files SET lines=?, records=?, duplicates=?, malformed=? WHERE id=?",
+                        (out.lines, out.records, out.duplicates, out.malformed, file_id))
+        return out
+
+    def _store(self, file_id, recs, out):
+        if not recs:
+            return
+        first = (self.db.execute("SELECT MAX(id) FROM records").fetchone()[0] or 0) + 1
+        nid = self.names.id
+        rows = []
+        for i, r in enumerate(recs):
+            rows.append((first + i, file_id, r["schema_version"], nid("cluster", r["cluster"]),
+                         r["job_id"], r["node"], r["end_text"], nid("user", r["user"]),
+                         r["account"], r["partition"], r["num_nodes"], r["exit_code"],
+                         r["start"], r["end"], r["is_staff"], r["is_container"], r["partial"],
+                         r["truncated"], r["processes"], r["processes_incomplete"],
+                         r["logs_skipped"], r["lines_skipped"], r["dropped"], r["without_hook"],
+                         r["unlogged"], r["sample_rate"]))
+        marks = ",".join("?" * len(RECORD_COLUMNS))
+        self.db.executemany(f"INSERT OR IGNORE INTO records VALUES ({marks})", rows)
+        stored = {i for (i,) in self.db.execute("SELECT id FROM records WHERE id BETWEEN ? AND ?",
+                                                (first, first + len(recs) - 1))}
+        out.records += len(stored)
+        out.duplicates += len(recs) - len(stored)
+        pkgs, interps = [], []
+        for i, r in enumerate(recs):
+            rid = first + i
+            if rid not in stored:
+                continue
+            for p in r["packages"]:
+                pid = nid("package", p["name"])
+                dist, orig = nid("distribution", p["distribution"]), nid("origin", p["origin"])
+                for version, processes in p["versions"]:
+                    pkgs.append((rid, pid, nid("version", version), processes, p["incomplete"],
+                                 p["rank_count"], dist, orig))
+            for exe, version, impl, processes in r["interpreters"]:
+                interps.append((rid, nid("executable", exe), nid("version", version), impl,
+                                processes))
+        self.db.executemany("INSERT INTO packages VALUES (?,?,?,?,?,?,?,?)", pkgs)
+        self.db.executemany("INSERT INTO interpreters VALUES (?,?,?,?,?)", interps)
+
+
+def _sacct_time(text):
+    """sacct's Start (2026-12-06T01:45:17, the cluster's time zone, taken as UTC), or None."""
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None  # Unknown, None: the job never started
+
+
+def load_sacct(db, path):
+    """Lines of `sacct -X -P -n -o Cluster,JobIDRaw,User,NNodes,Start`: every job, monitored or
+    not, so that the report can say which share of all jobs it covers. Returns (jobs, bad)."""
+    rows, bad = [], 0
+    with _open(path) as f:
+        for raw in f:
+            parts = raw.decode("utf-8", "replace").strip().split("|")
+            if len(parts) < 5 or not parts[1].isdigit():
+                bad += 1 if raw.strip() else 0
+                continue
+            start = _sacct_time(parts[4])
+            nodes = int(parts[3]) if parts[3].isdigit() else None
+            rows.append((parts[0], int(parts[1]), parts[2], nodes, start))
+    with db:
+        db.executemany("INSERT OR REPLACE INTO sacct_jobs VALUES (?,?,?,?,?)", rows)
+    return len(rows), bad
