@@ -52,33 +52,26 @@ def _names(db, kind):
     return dict(db.execute("SELECT id, name FROM names WHERE kind=?", (kind,)).fetchall())
 
 
-def _records(db, opts):
-    recs = pd.read_sql_query(
-        "SELECT id, cluster_id, job_id, user_id, num_nodes, start, end, is_staff, partial,"
-        " truncated, processes, processes_incomplete, logs_skipped, lines_skipped, dropped,"
-        " without_hook, unlogged, sample_rate, schema_version FROM records", db)
-    users = _names(db, "user")
-    recs["user"] = recs["user_id"].map(users)
-    staff_ids = {i for i, n in users.items() if n in set(opts.staff_users)}
-    recs["staff"] = recs["is_staff"].astype(bool) | recs["user_id"].isin(staff_ids)
-    rate = recs["sample_rate"]
+def _rate(rate, opts):
     if opts.sample_rate is not None:
         rate = rate.fillna(opts.sample_rate)
-    recs["rate"] = rate.where((rate > 0) & (rate <= 1))
-    return recs
+    return rate.where((rate > 0) & (rate <= 1))
 
 
-def _jobs(recs):
+def _jobs(db, opts):
     """One row per job: its user, node count, start, whether Python ran, its weight."""
-    g = recs.groupby(["cluster_id", "job_id"], sort=False)
-    jobs = g.agg(user_id=("user_id", "first"), user=("user", "first"),
-                 num_nodes=("num_nodes", "max"), nodes_seen=("id", "size"),
-                 start=("start", "min"), end=("end", "max"), processes=("processes", "sum"),
-                 staff=("staff", "max"), rate=("rate", "min")).reset_index()
+    jobs = pd.read_sql_query(
+        "SELECT job_key, MIN(user_id) AS user_id, MAX(num_nodes) AS num_nodes,"
+        " COUNT(*) AS nodes_seen, MIN(start) AS start, MAX(end) AS end,"
+        " SUM(processes) AS processes, MAX(is_staff) AS staff, MIN(sample_rate) AS rate"
+        " FROM records GROUP BY job_key", db)
+    users = _names(db, "user")
+    staff_ids = {i for i, n in users.items() if n in set(opts.staff_users)}
+    jobs["staff"] = jobs["staff"].astype(bool) | jobs["user_id"].isin(staff_ids)
+    jobs["rate"] = _rate(jobs["rate"], opts)
     # Slurm's node count where the record has it, else the nodes that sent a record.
     jobs["nodes"] = jobs["num_nodes"].fillna(jobs["nodes_seen"]).astype(int)
     jobs["weight"] = 1.0 / jobs["rate"].fillna(1.0)
-    jobs["job"] = np.arange(len(jobs))
     when = jobs["start"].fillna(jobs["end"])
     jobs["week"] = pd.to_datetime(when, unit="s").dt.to_period("W-SUN").dt.start_time
     return jobs
@@ -88,36 +81,29 @@ def _size_bin(nodes):
     return pd.cut(nodes, bins=SIZE_EDGES + [1 << 30], right=False, labels=SIZE_LABELS)
 
 
-def _job_packages(db, recs, jobs):
-    """One row per (job, package): the package imported anywhere in the job."""
-    pk = pd.read_sql_query("SELECT record_id, package_id FROM packages", db)
-    key = recs[["id", "cluster_id", "job_id"]].merge(
-        jobs[["cluster_id", "job_id", "job"]], on=["cluster_id", "job_id"])
-    pk = pk.merge(key[["id", "job"]], left_on="record_id", right_on="id")
-    pk = pk[["job", "package_id"]].drop_duplicates()
-    pk = pk.merge(jobs[["job", "user_id", "nodes", "weight", "week"]], on="job")
-    pk["package"] = pk["package_id"].map(_names(db, "package"))
-    return pk
+def _job_packages(db, jobs):
+    """One row per (job, package, version) of the given jobs."""
+    jp = pd.read_sql_query(
+        "SELECT job_key, package_id, version_id, processes FROM job_packages", db)
+    jp = jp.merge(jobs[["job_key", "user_id", "nodes", "weight", "week"]], on="job_key")
+    jp["package"] = jp["package_id"].map(_names(db, "package"))
+    return jp
 
 
 def _top(jp, by, n):
     users = jp.groupby("package")["user_id"].nunique().rename("users")
-    jobsn = jp.groupby("package").agg(jobs=("job", "size"), est_jobs=("weight", "sum"))
+    jobsn = jp.groupby("package").agg(jobs=("job_key", "size"), est_jobs=("weight", "sum"))
     out = pd.concat([users, jobsn], axis=1).reset_index()
     other = "jobs" if by == "users" else "users"
     return out.sort_values([by, other, "package"], ascending=[False, False, True]).head(n)
 
 
-def _versions(db, recs, jobs, names, top_packages):
-    pv = pd.read_sql_query("SELECT record_id, package_id, version_id, processes FROM packages", db)
-    pv["package"] = pv["package_id"].map(names)
-    pv = pv[pv["package"].isin(top_packages)]
-    key = recs[["id", "cluster_id", "job_id"]].merge(
-        jobs[["cluster_id", "job_id", "job", "user_id"]], on=["cluster_id", "job_id"])
-    pv = pv.merge(key[["id", "job", "user_id"]], left_on="record_id", right_on="id")
-    pv["version"] = pv["version_id"].map(_names(db, "version")).fillna("(unknown)")
+def _versions(db, jpv, top_packages):
+    pv = jpv[jpv["package"].isin(top_packages)].copy()
+    versions = _names(db, "version")
+    pv["version"] = pv["version_id"].map(versions).fillna("(unknown)")
     out = pv.groupby(["package", "version"]).agg(
-        jobs=("job", "nunique"), users=("user_id", "nunique"),
+        jobs=("job_key", "nunique"), users=("user_id", "nunique"),
         processes=("processes", "sum")).reset_index()
     order = {p: i for i, p in enumerate(top_packages)}
     out["order"] = out["package"].map(order)
@@ -125,55 +111,56 @@ def _versions(db, recs, jobs, names, top_packages):
         columns="order")
 
 
-def _interpreters(db, recs, jobs):
+def _interpreters(db, jobs):
     it = pd.read_sql_query(
-        "SELECT record_id, executable_id, version_id, implementation, processes FROM interpreters",
-        db)
-    key = recs[["id", "cluster_id", "job_id"]].merge(
-        jobs[["cluster_id", "job_id", "job", "user_id"]], on=["cluster_id", "job_id"])
-    it = it.merge(key[["id", "job", "user_id"]], left_on="record_id", right_on="id")
-    it["executable"] = it["executable_id"].map(_names(db, "executable")).fillna("(unknown)")
-    it["version"] = it["version_id"].map(_names(db, "version")).fillna("(unknown)")
-    it["implementation"] = it["implementation"].fillna("(unknown)")
+        "SELECT job_key, executable_id, version_id, implementation_id, processes"
+        " FROM job_interpreters", db)
+    it = it.merge(jobs[["job_key", "user_id"]], on="job_key")
+    unknown = "(unknown)"
+    it["executable"] = it["executable_id"].map(_names(db, "executable")).fillna(unknown)
+    it["version"] = it["version_id"].map(_names(db, "version")).fillna(unknown)
+    it["implementation"] = it["implementation_id"].map(_names(db, "implementation")).fillna(
+        unknown)
     out = it.groupby(["executable", "version", "implementation"]).agg(
-        jobs=("job", "nunique"), users=("user_id", "nunique"),
+        jobs=("job_key", "nunique"), users=("user_id", "nunique"),
         processes=("processes", "sum")).reset_index()
     return out.sort_values(["jobs", "executable"], ascending=[False, True])
 
 
-def _quality(db, recs, jobs_all, opts):
+QUALITY_SQL = """SELECT COUNT(*), SUM(partial), SUM(truncated), SUM(logs_skipped),
+    SUM(logs_skipped > 0), SUM(lines_skipped), SUM(dropped), SUM(processes),
+    SUM(processes_incomplete), SUM(without_hook), COUNT(without_hook), SUM(unlogged)
+    FROM records"""
+QUALITY_KEYS = ("records", "partial", "truncated", "logs_skipped", "records_with_logs_skipped",
+                "lines_skipped", "dropped", "processes", "processes_incomplete", "without_hook",
+                "without_hook_known", "unlogged")
+
+
+def _quality(db, jobs_all, opts):
+    """Over all records, staff's included: the quality of the data, not of the sample."""
     files = pd.read_sql_query(
         "SELECT path, lines, records, duplicates, malformed FROM files ORDER BY id", db)
-
-    def known_sum(col):
-        v = recs[col].dropna()
-        return int(v.sum()) if len(v) else None
-
-    rates = sorted(recs["rate"].dropna().unique().tolist())
-    q = {
-        "records": len(recs),
-        "partial": int(recs["partial"].sum()),
-        "truncated": int(recs["truncated"].sum()),
-        "logs_skipped": known_sum("logs_skipped"),
-        "records_with_logs_skipped": int((recs["logs_skipped"].fillna(0) > 0).sum()),
-        "lines_skipped": known_sum("lines_skipped"),
-        "dropped": known_sum("dropped"),
-        "processes": int(recs["processes"].sum()),
-        "processes_incomplete": int(recs["processes_incomplete"].sum()),
-        "without_hook": known_sum("without_hook"),
-        "without_hook_known": int(recs["without_hook"].notna().sum()),
-        "unlogged": known_sum("unlogged"),
-        "sample_rates": rates,
-        "sample_rate_unknown": int(recs["rate"].isna().sum()),
+    q = dict(zip(QUALITY_KEYS, db.execute(QUALITY_SQL).fetchone()))
+    for k in ("records", "partial", "truncated", "records_with_logs_skipped", "processes",
+              "processes_incomplete"):
+        q[k] = q[k] or 0  # SUM of no rows is NULL
+    rates = pd.Series([r for (r,) in db.execute("SELECT DISTINCT sample_rate FROM records")],
+                      dtype=float)
+    known = _rate(rates, opts).dropna()
+    q.update({
+        "sample_rates": sorted(known.unique().tolist()),
+        "sample_rate_unknown": (0 if opts.sample_rate is not None else db.execute(
+            "SELECT COUNT(*) FROM records WHERE sample_rate IS NULL").fetchone()[0]),
         "malformed_lines": int(files["malformed"].fillna(0).sum()),
         "duplicates": int(files["duplicates"].fillna(0).sum()),
         "files": len(files),
         "staff_jobs": int(jobs_all["staff"].sum()),
-        "schema_versions": sorted(int(v) for v in recs["schema_version"].unique()),
+        "schema_versions": [v for (v,) in db.execute(
+            "SELECT DISTINCT schema_version FROM records ORDER BY 1")],
         "reasons": db.execute(
             "SELECT f.path, m.line, m.reason FROM malformed m JOIN files f ON f.id = m.file_id"
             " ORDER BY m.file_id, m.line LIMIT 10").fetchall(),
-    }
+    })
     return q, files
 
 
@@ -195,42 +182,41 @@ def _coverage(db, jobs):
 def build(db, opts=None):
     opts = opts or Options()
     rep = Report(options=opts)
-    recs = _records(db, opts)
-    jobs_all = _jobs(recs) if len(recs) else None
-    rep.quality, rep.files = _quality(db, recs, jobs_all if jobs_all is not None else
-                                      pd.DataFrame({"staff": []}), opts)
-    if jobs_all is None:
+    jobs_all = _jobs(db, opts)
+    rep.quality, rep.files = _quality(db, jobs_all, opts)
+    if not rep.quality["records"]:
         rep.totals = {"jobs": 0, "python_jobs": 0, "users": 0, "records": 0}
         return rep
-    if not opts.include_staff:
-        recs = recs[~recs["staff"]]
-    jobs = jobs_all[~jobs_all["staff"]] if not opts.include_staff else jobs_all
-    rep.sampled = bool((recs["rate"].fillna(1.0) < 1).any())
+    jobs = jobs_all if opts.include_staff else jobs_all[~jobs_all["staff"]]
+    rep.sampled = bool((jobs["rate"].fillna(1.0) < 1).any())
     py = jobs[jobs["processes"] > 0]
     rep.totals = {"jobs": len(jobs), "python_jobs": len(py), "users": py["user_id"].nunique(),
-                  "records": len(recs), "est_python_jobs": float(py["weight"].sum()),
+                  "records": int(jobs["nodes_seen"].sum()),
+                  "est_python_jobs": float(py["weight"].sum()),
                   "first": jobs["start"].min(), "last": jobs["end"].max()}
-    names = _names(db, "package")
-    jp = _job_packages(db, recs, py)
+    jpv = _job_packages(db, py)
+    # Once per job and package, whatever the versions.
+    jp = jpv.drop_duplicates(["job_key", "package_id"])
     rep.totals["packages"] = jp["package"].nunique()
     rep.by_users = _top(jp, "users", opts.top)
     rep.by_jobs = _top(jp, "jobs", opts.top)
-    bins = _size_bin(py["nodes"])
-    rep.sizes = py.groupby(bins, observed=False).agg(
-        jobs=("job", "size"), est_jobs=("weight", "sum")).reset_index().rename(
+    rep.sizes = py.groupby(_size_bin(py["nodes"]), observed=False).agg(
+        jobs=("job_key", "size"), est_jobs=("weight", "sum")).reset_index().rename(
         columns={"nodes": "size"})
-    jp["size"] = _size_bin(jp["nodes"])
-    table = jp[jp["package"].isin(rep.by_jobs["package"])].pivot_table(
-        index="package", columns="size", values="job", aggfunc="count", fill_value=0,
-        observed=False)
+    top = jp[jp["package"].isin(rep.by_jobs["package"])].copy()
+    top["size"] = _size_bin(top["nodes"])
+    table = top.pivot_table(index="package", columns="size", values="job_key", aggfunc="count",
+                            fill_value=0, observed=False)
     rep.package_sizes = table.reindex(rep.by_jobs["package"]).loc[:, lambda t: t.sum() > 0]
-    rep.versions = _versions(db, recs, py, names, list(rep.by_jobs["package"]))
-    rep.interpreters = _interpreters(db, recs, py)
-    rep.weekly = py.groupby("week").agg(python_jobs=("job", "size"), users=("user_id", "nunique"),
+    rep.versions = _versions(db, jpv, list(rep.by_jobs["package"]))
+    rep.interpreters = _interpreters(db, py)
+    rep.weekly = py.groupby("week").agg(python_jobs=("job_key", "size"),
+                                        users=("user_id", "nunique"),
                                         est_jobs=("weight", "sum")).reset_index()
     top5 = list(rep.by_users["package"].head(5))
     rep.weekly_packages = jp[jp["package"].isin(top5)].pivot_table(
-        index="week", columns="package", values="job", aggfunc="count", fill_value=0)
+        index="week", columns="package", values="job_key", aggfunc="count", fill_value=0)
     rep.coverage = _coverage(db, jobs)
-    rep.quality["top_user_share"] = (py.groupby("user_id").size().max() / len(py)) if len(py) else 0
+    per_user = py.groupby("user_id").size()
+    rep.quality["top_user_share"] = per_user.max() / len(py) if len(py) else 0
     return rep

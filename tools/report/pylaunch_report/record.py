@@ -42,11 +42,11 @@ def framing(line):
 
 
 def _str(v):
-    return v if isinstance(v, str) and v else None
+    return v if type(v) is str and v else None  # noqa: E721
 
 
 def _int(v):
-    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+    return v if type(v) is int and v >= 0 else None  # noqa: E721 (bool is not a count)
 
 
 def _float(v):
@@ -85,36 +85,48 @@ def _time(v):
 
 def _versions(pkg, processes):
     """[(version or None, processes)]: schema 1 lists "versions", schema 2 may give one
-    "version"; a package without either counts its processes under an unknown version."""
+    "version"; processes not under any listed version count under an unknown one."""
     listed = pkg.get("versions")
-    if isinstance(listed, list):
-        out = [(_str(v.get("version")), _int(v.get("processes")) or 0)
-               for v in listed if isinstance(v, dict)]
-        if out:
-            seen = sum(n for _, n in out)
-            if seen < processes:
-                out.append((None, processes - seen))
-            return out
-    version = pkg.get("version")
-    if isinstance(version, dict):  # a tally, as in schema 1's list items
-        version = version.get("version")
-    return [(_str(version), processes)]
+    out = []
+    seen = 0
+    if type(listed) is list:  # noqa: E721
+        for v in listed:
+            if type(v) is dict:  # noqa: E721
+                n = v.get("processes")
+                n = n if type(n) is int and n >= 0 else 0  # noqa: E721
+                out.append((_str(v.get("version")), n))
+                seen += n
+    if not out:
+        version = pkg.get("version")
+        if type(version) is dict:  # noqa: E721 (a tally, as schema 1's list items)
+            version = version.get("version")
+        return [(_str(version), processes)]
+    if seen < processes:
+        out.append((None, processes - seen))
+    return out
 
 
-def _package(pkg):
-    name = _str(pkg.get("name")) if isinstance(pkg, dict) else None
-    if not name:
-        return None
-    processes = _int(pkg.get("processes")) or 0
-    return {
-        "name": name,
-        "processes": processes,
-        "incomplete": _int(pkg.get("incomplete")) or 0,
-        "rank_count": _int(pkg.get("rank_count")),
-        "distribution": _str(pkg.get("distribution")),
-        "origin": _str(pkg.get("origin")),
-        "versions": _versions(pkg, processes),
-    }
+def _packages(items):
+    """[(name, processes, incomplete, rank_count, distribution, origin, versions)]; items
+    that are not packages are left out. The loop is written out: it runs for every
+    package of every record."""
+    out = []
+    if type(items) is not list:  # noqa: E721
+        return out
+    for pkg in items:
+        if type(pkg) is not dict:  # noqa: E721
+            continue
+        get = pkg.get
+        name = get("name")
+        if type(name) is not str or not name:  # noqa: E721
+            continue
+        processes, incomplete, ranks = get("processes"), get("incomplete"), get("rank_count")
+        processes = processes if type(processes) is int and processes >= 0 else 0  # noqa: E721
+        incomplete = incomplete if type(incomplete) is int and incomplete >= 0 else 0  # noqa
+        ranks = ranks if type(ranks) is int and ranks >= 0 else None  # noqa: E721
+        out.append((name, processes, incomplete, ranks, _str(get("distribution")),
+                    _str(get("origin")), _versions(pkg, processes)))
+    return out
 
 
 def _interpreter(item):
@@ -162,7 +174,6 @@ def normalise(rec):
     job_id = _int(rec.get("job_id"))
     if job_id is None:
         raise Malformed("no job_id")
-    packages = [p for p in map(_package, _list(rec, "packages")) if p]
     return {
         "schema_version": version,
         "cluster": _str(rec.get("cluster")) or "",
@@ -191,5 +202,5 @@ def normalise(rec):
         "unlogged": _count(_first(rec, "processes_unlogged", "unlogged")),
         "sample_rate": _float(_first(rec, "sample_rate", "sampling")),
         "interpreters": [i for i in map(_interpreter, _list(rec, "interpreters")) if i],
-        "packages": packages,
+        "packages": _packages(rec.get("packages")),
     }
