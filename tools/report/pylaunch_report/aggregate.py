@@ -42,6 +42,7 @@ class Report:
     package_sizes: pd.DataFrame = None
     versions: pd.DataFrame = None
     interpreters: pd.DataFrame = None
+    interpreter_versions: pd.DataFrame = None
     weekly: pd.DataFrame = None
     weekly_packages: pd.DataFrame = None
     coverage: pd.DataFrame = None
@@ -112,6 +113,8 @@ def _versions(db, jpv, top_packages):
 
 
 def _interpreters(db, jobs):
+    """(per executable, per version and implementation): each user's environment has its
+    own executable, so the second table is the one that stays short."""
     it = pd.read_sql_query(
         "SELECT job_key, executable_id, version_id, implementation_id, processes"
         " FROM job_interpreters", db)
@@ -121,10 +124,18 @@ def _interpreters(db, jobs):
     it["version"] = it["version_id"].map(_names(db, "version")).fillna(unknown)
     it["implementation"] = it["implementation_id"].map(_names(db, "implementation")).fillna(
         unknown)
-    out = it.groupby(["executable", "version", "implementation"]).agg(
-        jobs=("job_key", "nunique"), users=("user_id", "nunique"),
-        processes=("processes", "sum")).reset_index()
-    return out.sort_values(["jobs", "executable"], ascending=[False, True])
+
+    def per(keys):
+        out = it.groupby(keys).agg(jobs=("job_key", "nunique"), users=("user_id", "nunique"),
+                                   processes=("processes", "sum")).reset_index()
+        return out.sort_values(["jobs"] + keys, ascending=[False] + [True] * len(keys))
+
+    by_version = per(["version", "implementation"])
+    by_version["executables"] = by_version.apply(
+        lambda r: it[(it["version"] == r["version"]) &
+                     (it["implementation"] == r["implementation"])]["executable"].nunique(),
+        axis=1) if len(by_version) else []
+    return per(["executable", "version", "implementation"]), by_version
 
 
 QUALITY_SQL = """SELECT COUNT(*), SUM(partial), SUM(truncated), SUM(logs_skipped),
@@ -209,7 +220,7 @@ def build(db, opts=None):
                             fill_value=0, observed=False)
     rep.package_sizes = table.reindex(rep.by_jobs["package"]).loc[:, lambda t: t.sum() > 0]
     rep.versions = _versions(db, jpv, list(rep.by_jobs["package"]))
-    rep.interpreters = _interpreters(db, py)
+    rep.interpreters, rep.interpreter_versions = _interpreters(db, py)
     rep.weekly = py.groupby("week").agg(python_jobs=("job_key", "size"),
                                         users=("user_id", "nunique"),
                                         est_jobs=("weight", "sum")).reset_index()

@@ -216,10 +216,17 @@ def page(rep, title="Python packages at the centre"):
                                        ("processes", "processes")],
                         text_cols=("package", "version")))
     parts.append('<h2 id="interpreters">Interpreters</h2>')
-    parts.append(_table(rep.interpreters, [("executable", "executable"), ("version", "version"),
-                                           ("implementation", "implementation"),
-                                           ("jobs", "jobs"), ("users", "users"),
-                                           ("processes", "processes")],
+    parts.append(_table(rep.interpreter_versions,
+                        [("version", "version"), ("implementation", "implementation"),
+                         ("jobs", "jobs"), ("users", "users"), ("processes", "processes"),
+                         ("executables", "executables")],
+                        text_cols=("version", "implementation")))
+    shown = rep.interpreters.head(opts.top)
+    parts.append(f'<p class="note">The {len(shown)} executables run by most jobs '
+                 f"(of {len(rep.interpreters):,}):</p>")
+    parts.append(_table(shown, [("executable", "executable"), ("version", "version"),
+                                ("implementation", "implementation"), ("jobs", "jobs"),
+                                ("users", "users"), ("processes", "processes")],
                         text_cols=("executable", "version", "implementation")))
     parts.append(_coverage_section(rep))
     parts.append('<h2 id="weekly">Per week</h2>')
