@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as root on a fresh Debian 12 machine:
 #   format check, unit tests under ASan/UBSan, the same under valgrind, the
-#   monitor hook's tests, make distcheck, and the integration tests on a real
+#   monitor hook's tests, pylaunch-report's tests, make distcheck, and the integration tests on a real
 #   multi-node Slurm.
 set -euo pipefail
 
@@ -49,6 +49,9 @@ rm -rf _build && mkdir _build
 
 step "the --pymonitor hook under real interpreters"
 /usr/bin/python3 -m pytest -p no:cacheprovider -q tests/unit/test_sitecustomize.py
+
+step "pylaunch-report: loading, aggregates, the page in headless chromium"
+/usr/bin/python3 -m pytest -p no:cacheprovider -q tests/report
 
 step "make distcheck"
 (cd _build && make -s distcheck >/dev/null 2>&1 || { make distcheck; exit 1; })
