@@ -101,6 +101,10 @@ def _when(t):
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _count(n, noun):
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _n(v):
     return "not known" if v is None else f"{v:,}"
 
@@ -191,9 +195,10 @@ def page(rep, title="Python packages at the centre"):
         parts.append("<p>No records loaded.</p>" + _quality_section(rep) + "</body></html>")
         return "".join(parts)
     parts.append(
-        f'<p>{t["python_jobs"]:,} Python jobs{" &#8224;" if rep.sampled else ""} of '
-        f'{t["users"]:,} users ({t["jobs"]:,} monitored jobs, {t["records"]:,} records, '
-        f'{t["packages"]:,} packages), {esc(_when(t["first"]))} to {esc(_when(t["last"]))}; '
+        f'<p>{_count(t["python_jobs"], "Python job")}{" &#8224;" if rep.sampled else ""} of '
+        f'{_count(t["users"], "user")} ({_count(t["jobs"], "monitored job")}, '
+        f'{_count(t["records"], "record")}, {_count(t["packages"], "package")}), '
+        f'{esc(_when(t["first"]))} to {esc(_when(t["last"]))}; '
         f"{staff}. A job counts a package once, whatever its nodes and processes.</p>")
     parts.append(_sample_note(rep))
     parts.append(_top_section(rep, "users"))
