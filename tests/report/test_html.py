@@ -110,3 +110,13 @@ def test_chromium_check_sees_a_broken_image_and_a_console_error(tmp_path):
     page = browser.load(bad.as_uri())
     assert any("boom" in e for e in page["errors"]), page["errors"]
     assert page["images"][0]["width"] == 0
+
+
+def test_an_empty_database_and_a_file_that_is_not_one(tmp_path):
+    cli("load", tmp_path / "r.db", tmp_path, check=False)  # a directory: nothing loads
+    cli("html", tmp_path / "r.db", "-o", tmp_path / "x.html")
+    assert "No records loaded" in (tmp_path / "x.html").read_text()
+    (tmp_path / "junk").write_text("not sqlite\n" * 100)
+    out = cli("html", tmp_path / "junk", "-o", tmp_path / "y.html", check=False)
+    assert out.returncode == 1 and "junk: file is not a database" in out.stderr
+    assert not (tmp_path / "y.html").exists()
