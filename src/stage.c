@@ -459,18 +459,19 @@ out:
 
 struct purge_work {
 	char job_dir[PATH_MAX];
+	long long deadline_ms; /* 0: none */
 };
 
 static int purge_as_user(void *arg, char *msg, size_t len)
 {
 	struct purge_work *w = arg;
 
-	return pl_empty_tree(w->job_dir, msg, len);
+	return pl_empty_tree_until(w->job_dir, w->deadline_ms, msg, len);
 }
 
 void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user)
 {
-	struct purge_work work;
+	struct purge_work work = {.deadline_ms = 0};
 	char msg[PL_ERRLEN] = "";
 	char name[16];
 	struct stat st;
