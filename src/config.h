@@ -31,6 +31,7 @@ struct pl_config {
 	uint64_t stage_max_size;    /* stage.max_size: 16G, extracted bytes per job and node */
 	bool stage_ld_library_path; /* stage.ld_library_path: true */
 	unsigned stage_timeout;	    /* stage.timeout: 600 s, bound for staging in the prolog */
+	unsigned epilog_timeout;    /* epilog.timeout: 60 s, bound for the whole epilog */
 	bool tree_enabled;	    /* tree.enabled: true (false: every node reads itself) */
 	unsigned tree_fanout;	    /* tree.fanout: 4 (1..64) */
 	unsigned tree_port_min;	    /* tree.ports: 47000-47999 */

@@ -469,9 +469,11 @@ static int purge_as_user(void *arg, char *msg, size_t len)
 	return pl_empty_tree_until(w->job_dir, w->deadline_ms, msg, len);
 }
 
-void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user)
+void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user,
+		    long long deadline_ms)
 {
-	struct purge_work work = {.deadline_ms = 0};
+	struct purge_work work = {.deadline_ms = deadline_ms};
+	long long left_ms = deadline_ms - pl_purge_now_ms();
 	char msg[PL_ERRLEN] = "";
 	char name[16];
 	struct stat st;
@@ -481,11 +483,15 @@ void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct p
 		return;
 	snprintf(name, sizeof(name), "%u", job_id);
 	snprintf(work.job_dir, sizeof(work.job_dir), "%s/%s", cfg->stage_dir, name);
+	/* The child stops itself at the deadline; the kill a second later is the backstop. */
 	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
-	    pl_run_as_user(user, purge_as_user, &work, cfg->stage_timeout, msg, sizeof(msg)) < 0)
-		pl_error("epilog job %u: purge of %s incomplete: %s", job_id, work.job_dir, msg);
+	    pl_run_as_user(user, purge_as_user, &work,
+			   left_ms > 0 ? (unsigned)(left_ms / 1000) + 1 : 1, msg, sizeof(msg)) < 0)
+		pl_error("epilog job %u: purge of %s incomplete, left for a later sweep: %s",
+			 job_id, work.job_dir, msg);
 	pl_stage_remove_job_entries(basefd, job_id);
 	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		pl_error("epilog job %u: %s is left behind", job_id, work.job_dir);
+		pl_error("epilog job %u: %s is left behind for a later sweep", job_id,
+			 work.job_dir);
 	close(basefd);
 }

@@ -59,7 +59,9 @@ struct pl_stage_fill {
  * on failure removes the tree and leaves the reason. */
 int pl_stage_make_tree(const char *tree, const struct pl_stage_fill *fill, char *msg, size_t len);
 
-/* Removes everything the job staged on this node; logs what it could not. */
-void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user);
+/* Removes everything the job staged on this node by deadline_ms (CLOCK_MONOTONIC ms,
+ * pl_purge_now_ms); logs what it could not, which a later epilog's sweep removes. */
+void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user,
+		    long long deadline_ms);
 
 #endif
