@@ -25,10 +25,12 @@ struct pl_sink {
 };
 
 struct pl_config {
-	char *source;		    /* path it was read from, or "(defaults)" */
-	bool debug;		    /* debug: false */
-	char *stage_dir;	    /* stage.dir: /dev/shm/pylaunch */
-	uint64_t stage_max_size;    /* stage.max_size: 16G, extracted bytes per job and node */
+	char *source;		 /* path it was read from, or "(defaults)" */
+	bool debug;		 /* debug: false */
+	char *stage_dir;	 /* stage.dir: /dev/shm/pylaunch */
+	uint64_t stage_max_size; /* stage.max_size: 16G, extracted bytes per job and node */
+	unsigned
+	    stage_max_entries; /* stage.max_entries: 500000, extracted entries per job and node */
 	bool stage_ld_library_path; /* stage.ld_library_path: true */
 	unsigned stage_timeout;	    /* stage.timeout: 600 s, bound for staging in the prolog */
 	unsigned epilog_timeout;    /* epilog.timeout: 60 s, bound for the whole epilog */

@@ -79,16 +79,12 @@ static int resolve_job(const struct job_script *js, struct pl_resolved *job)
 	return 0;
 }
 
-/* The submit side's key names the tree; a job from a submit host that gave
- * none still gets one, from the list itself. */
+/* The key names the tree and is derived here, by root, from the list it resolved: one from the
+ * user's environment (the submit side's PYLAUNCH key) would let every step of a job name a new
+ * tree. The same list in a step gives the same key, so the step reuses the prolog's tree. */
 static void job_key(const char *bundles, char key[PL_KEY_LEN + 1])
 {
-	const char *given = getenv(PL_ENV_PYBUNDLE_KEY);
-
-	if (pl_key_valid(given))
-		memcpy(key, given, PL_KEY_LEN + 1);
-	else
-		pl_key_of_text(bundles, key);
+	pl_key_of_text(bundles, key);
 }
 
 /* Every node of the job runs this prolog at once only with PrologFlags=Alloc; without it a
