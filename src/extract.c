@@ -45,6 +45,7 @@ struct quoted {
 struct extractor {
 	int dirfd;
 	uint64_t max_bytes;
+	uint64_t max_entries;
 	struct pl_extract_stats *stats;
 	char *err;
 	size_t errlen;
@@ -191,6 +192,30 @@ static int fail_cap(struct extractor *x)
 
 	format_size(x->max_bytes, size, sizeof(size));
 	return fail(x, "extracted size exceeds stage.max_size (%s)", size);
+}
+
+uint64_t pl_extract_entries(const struct pl_extract_stats *s)
+{
+	return s->files + s->dirs + s->symlinks + s->hardlinks + s->implied_dirs;
+}
+
+/* A bundle of a million empty files costs no bytes but a million of the node's inodes, which
+ * every job on the node shares. */
+static int over_entries(struct extractor *x)
+{
+	if (!x->max_entries || pl_extract_entries(x->stats) < x->max_entries)
+		return 0;
+	return fail(x,
+		    "more than %" PRIu64 " entries (files, directories and links; "
+		    "stage.max_entries) for this job on this node",
+		    x->max_entries);
+}
+
+/* Implied parents may take an entry past the cap. */
+static int over_entries_after(struct extractor *x)
+{
+	return x->max_entries && pl_extract_entries(x->stats) > x->max_entries ? over_entries(x)
+									       : 0;
 }
 
 /* archive_read_disk's messages often leave out the reason ("Can't open `x'"). */
@@ -355,6 +380,10 @@ static void classify_not_dir(int at, const char *name)
 		errno = ENOTDIR;
 }
 
+/* Parents made for entries that lack them cost inodes too; one extraction at a time per
+ * process (see extract.h), so a counter of the process serves. */
+static uint64_t implied_dirs_made;
+
 /* One component (no slash, never "." or ".."), never following it if it is a symlink. */
 static int open_component(int at, const char *name, int flags, bool create)
 {
@@ -362,7 +391,9 @@ static int open_component(int at, const char *name, int flags, bool create)
 	int fd = openat(at, name, open_flags);
 
 	if (fd < 0 && errno == ENOENT && create) {
-		if (mkdirat(at, name, 0700) < 0 && errno != EEXIST)
+		if (mkdirat(at, name, 0700) == 0)
+			implied_dirs_made++;
+		else if (errno != EEXIST)
 			return -1;
 		fd = openat(at, name, open_flags);
 	}
@@ -856,7 +887,13 @@ static int extract_entries(struct extractor *x, struct archive *a)
 	int rc;
 
 	while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
-		if (extract_entry(x, a, e) < 0 || descend_if_directory(x, a) < 0)
+		uint64_t implied_before = implied_dirs_made;
+
+		if (over_entries(x) < 0)
+			return -1;
+		rc = extract_entry(x, a, e);
+		x->stats->implied_dirs += implied_dirs_made - implied_before;
+		if (rc < 0 || over_entries_after(x) < 0 || descend_if_directory(x, a) < 0)
 			return -1;
 	}
 	return rc == ARCHIVE_EOF ? 0 : fail_header(x, a);
@@ -870,6 +907,7 @@ static void init_extractor(struct extractor *x, int dirfd, const struct pl_extra
 	memset(x, 0, sizeof(*x));
 	x->dirfd = dirfd;
 	x->max_bytes = lim ? lim->max_bytes : 0;
+	x->max_entries = lim ? lim->max_entries : 0;
 	x->stats = stats;
 	x->err = err;
 	x->errlen = errlen;

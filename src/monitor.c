@@ -96,12 +96,24 @@ static void report(const struct pl_config *cfg, uint32_t job_id, uid_t uid, gid_
 
 void pl_monitor_epilog(const struct pl_config *cfg, uint32_t job_id, uid_t uid, gid_t gid)
 {
+	pl_monitor_epilog_until(cfg, job_id, uid, gid,
+				pl_mon_now_ms() + 2000LL * cfg->monitor_epilog_timeout);
+}
+
+/* Collection and sending get monitor.epilog_timeout, within end_ms; the spool's removal gets
+ * what is left until end_ms (epilog.timeout: what stays is for a later sweep). */
+void pl_monitor_epilog_until(const struct pl_config *cfg, uint32_t job_id, uid_t uid, gid_t gid,
+			     long long end_ms)
+{
 	long long budget_ms = (long long)cfg->monitor_epilog_timeout * 1000;
 	long long deadline_ms = pl_mon_now_ms() + budget_ms;
+	long long left_ms;
 	struct pl_mon_node node;
 	char job[16];
 	int fd = pl_monitor_spool_open(cfg->monitor_spool_dir, job_id);
 
+	if (deadline_ms > end_ms)
+		deadline_ms = end_ms;
 	if (fd < 0) {
 		if (errno == ENOENT)
 			pl_debug("monitor: job %u: no spool on this node", job_id);
@@ -119,5 +131,7 @@ void pl_monitor_epilog(const struct pl_config *cfg, uint32_t job_id, uid_t uid, 
 	else
 		pl_debug("monitor: job %u: no Python process on this node", job_id);
 	pl_mon_node_free(&node);
-	pl_monitor_spool_remove(cfg->monitor_spool_dir, job_id, (unsigned)budget_ms);
+	left_ms = end_ms - pl_mon_now_ms();
+	pl_monitor_spool_remove(cfg->monitor_spool_dir, job_id,
+				left_ms > 0 ? (unsigned)left_ms : 1);
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base_dir.h"
 #include "log.h"
 #include "monitor_collect.h"
 
@@ -28,40 +29,28 @@ static int open_dir_nofollow(int at, const char *path)
 	return openat(at, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-/* The base directory, checked (and created when create is set); -1 with errno ENOENT
- * when it does not exist and create is not set (not logged), or after logging. */
+/* The base directory, checked (and created, or reclaimed from a user who planted it, when
+ * create is set: base_dir.h); -1 with errno ENOENT when it does not exist and create is not
+ * set (not logged), or after logging. */
 static int open_base(const char *spool_dir, bool create)
 {
-	struct stat st;
-	int fd = open_dir_nofollow(AT_FDCWD, spool_dir);
+	char err[512];
+	int fd;
 
-	if (fd < 0 && errno == ENOENT && create) {
-		if (mkdir(spool_dir, 0755) < 0 && errno != EEXIST) {
-			pl_error_errno(errno, "monitor: cannot create the spool %s", spool_dir);
-			return -1;
-		}
-		fd = open_dir_nofollow(AT_FDCWD, spool_dir);
-	}
-	if (fd < 0) {
-		if (errno == ENOENT && !create)
-			return -1;
-		if (errno == ELOOP || errno == ENOTDIR)
-			pl_error(
-			    "monitor: refusing the spool %s: a symbolic link or not a directory",
-			    spool_dir);
-		else
-			pl_error_errno(errno, "monitor: cannot open the spool %s", spool_dir);
+	if (create) {
+		if (pl_base_dir_open(spool_dir, "monitor.spool_dir", &fd, err, sizeof(err)) == 0)
+			return fd;
+		pl_error("monitor: %s", err);
+		errno = EIO;
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || st.st_uid != geteuid()) {
-		pl_error("monitor: refusing the spool %s: owned by uid %u, not by root; remove it",
-			 spool_dir, (unsigned)st.st_uid);
-		close(fd);
-		errno = EPERM;
-		return -1;
-	}
-	if ((st.st_mode & 07777) != 0755 && fchmod(fd, 0755) < 0)
-		pl_error_errno(errno, "monitor: chmod 0755 %s", spool_dir);
+	fd = pl_base_dir_open_existing(spool_dir);
+	if (fd < 0 && errno == EPERM)
+		pl_error("monitor: refusing the spool %s: not a directory of root's (planted?); "
+			 "the next prolog replaces it",
+			 spool_dir);
+	else if (fd < 0 && errno != ENOENT)
+		pl_error_errno(errno, "monitor: cannot open the spool %s", spool_dir);
 	return fd;
 }
 

@@ -1,6 +1,8 @@
 /* pylaunch: SPANK entry points. A thin dispatcher: each context has a file. */
 #include <slurm/spank.h>
+#include <unistd.h>
 
+#include "base_dir.h"
 #include "ctx_job_script.h"
 #include "ctx_remote.h"
 #include "ctx_submit.h"
@@ -10,9 +12,27 @@
 
 SPANK_PLUGIN(pylaunch, 1)
 
+/* The base directories are made (or reclaimed from a user who planted them) as soon as
+ * slurmd starts, so that a user racing the first prolog after a reboot finds them taken. */
+static void make_bases(void)
+{
+	const struct pl_config *cfg = pl_plugin_config();
+	const char *path[2] = {cfg->stage_dir, cfg->monitor_spool_dir};
+	const char *what[2] = {"stage.dir", "monitor.spool_dir"};
+	char err[512];
+	int fd;
+
+	for (int i = 0; i < 2; i++) {
+		if (pl_base_dir_open(path[i], what[i], &fd, err, sizeof(err)) == 0)
+			close(fd);
+		else
+			pl_error("%s", err);
+	}
+}
+
 /* slurmd context: nothing to do for a job, but a broken site file is worth a
- * line in the slurmd log at start-up. Never fail here: a required plugin that
- * fails in slurmd stops slurmd. */
+ * line in the slurmd log at start-up, and the base directories are made. Never
+ * fail here: a required plugin that fails in slurmd stops slurmd. */
 static int slurmd_init(spank_t sp, int ac, char **av)
 {
 	pl_plugin_load(ac, av);
@@ -21,6 +41,7 @@ static int slurmd_init(spank_t sp, int ac, char **av)
 		pl_error("site configuration: %s", pl_plugin_config_error());
 	else
 		pl_info("loaded; site configuration %s", pl_plugin_config()->source);
+	make_bases();
 	return 0;
 }
 

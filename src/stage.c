@@ -20,6 +20,12 @@
 
 #define STATUS_OK "ok"
 #define STATUS_ERROR "error "
+/* In .state/<jobid>: what the job's stagings on this node took ("BYTES ENTRIES"), and the
+ * lock they take turns on (keys are 16 hex digits: no clash). */
+#define USAGE_FILE "usage"
+#define JOB_LOCK "job"
+/* The end of a summary, written by the user side and read by root for the budget. */
+#define USAGE_TAG "; took %" PRIu64 " bytes, %" PRIu64 " entries"
 
 /* ------------------------------------------------------------ user side */
 
@@ -154,6 +160,7 @@ static void summarise(const struct pl_extract_stats *s, uint64_t bytes_read, siz
 		 " set-id bits stripped",
 		 bundles, mib(bytes_read), mib(s->bytes), s->files, s->dirs, s->symlinks,
 		 s->hardlinks, s->setid_stripped);
+	snprintf(msg + strlen(msg), len - strlen(msg), USAGE_TAG, s->bytes, pl_extract_entries(s));
 }
 
 static int fill_direct(void *ctx, int dirfd, const struct pl_extract_limits *lim,
@@ -178,7 +185,8 @@ static int fill_direct(void *ctx, int dirfd, const struct pl_extract_limits *lim
 static int fill_tree(const struct pl_stage_fill *fill, const char *tree, int dirfd, char *msg,
 		     size_t len)
 {
-	struct pl_extract_limits lim = {.max_bytes = fill->max_bytes};
+	struct pl_extract_limits lim = {.max_bytes = fill->max_bytes,
+					.max_entries = fill->max_entries};
 	struct pl_extract_stats stats = {0};
 	uint64_t bytes_read = 0;
 	char why[PL_ERRLEN];
@@ -226,6 +234,7 @@ static int stage_as_user(void *arg, char *msg, size_t len)
 	struct pl_stage_fill fill = {.fn = fill_direct,
 				     .ctx = (void *)w->bundles,
 				     .max_bytes = w->cfg->stage_max_size,
+				     .max_entries = w->cfg->stage_max_entries,
 				     .nbundles = w->bundles->n};
 
 	return pl_stage_make_tree(w->tree, &fill, msg, len);
@@ -409,6 +418,59 @@ static void stage_now(const struct pl_config *cfg, int basefd, uint32_t job_id,
 	pl_bundle_list_free(&list);
 }
 
+/* ------------------------------------------------------------ the job's budget */
+
+struct usage {
+	uint64_t bytes;
+	uint64_t entries;
+};
+
+static void usage_read(int statefd, struct usage *u)
+{
+	char text[64];
+
+	memset(u, 0, sizeof(*u));
+	if (pl_stage_status_read(statefd, USAGE_FILE, text, sizeof(text)) == 0 &&
+	    sscanf(text, "%" SCNu64 " %" SCNu64, &u->bytes, &u->entries) != 2)
+		memset(u, 0, sizeof(*u));
+}
+
+/* What a staging took, from its summary; a failed staging removed its tree and took nothing. */
+static void usage_add(int statefd, struct usage *u, const struct pl_stage_result *res)
+{
+	const char *tag = strstr(res->message, "; took ");
+	uint64_t bytes, entries;
+	char text[64];
+
+	if (!res->ok || !tag ||
+	    sscanf(tag, "; took %" SCNu64 " bytes, %" SCNu64 " entries", &bytes, &entries) != 2)
+		return;
+	u->bytes += bytes;
+	u->entries += entries;
+	snprintf(text, sizeof(text), "%" PRIu64 " %" PRIu64, u->bytes, u->entries);
+	if (pl_stage_status_write(statefd, USAGE_FILE, text) < 0)
+		pl_error_errno(errno, "cannot record the staging budget");
+}
+
+/* The configuration a staging runs with: the caps less what the job's earlier stagings on this
+ * node took. -1 with the reason when nothing is left. */
+static int capped_config(const struct pl_config *cfg, const struct usage *u,
+			 struct pl_config *capped, struct pl_stage_result *res)
+{
+	*capped = *cfg;
+	if (u->bytes >= cfg->stage_max_size || u->entries >= cfg->stage_max_entries) {
+		snprintf(res->message, sizeof(res->message),
+			 "this job's earlier stagings on this node took its whole budget "
+			 "(%" PRIu64 " of stage.max_size %" PRIu64 " bytes, %" PRIu64
+			 " of stage.max_entries %u entries)",
+			 u->bytes, cfg->stage_max_size, u->entries, cfg->stage_max_entries);
+		return -1;
+	}
+	capped->stage_max_size = cfg->stage_max_size - u->bytes;
+	capped->stage_max_entries = cfg->stage_max_entries - (unsigned)u->entries;
+	return 0;
+}
+
 static void record_status(int statefd, const char *key, const struct pl_stage_result *res)
 {
 	char text[PL_ERRLEN + 16];
@@ -424,6 +486,8 @@ int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct p
 		    struct pl_stage_result *res)
 {
 	char status[PL_ERRLEN + 16];
+	struct pl_config capped;
+	struct usage used;
 	int basefd = -1;
 	int statefd = -1;
 	int lockfd = -1;
@@ -434,9 +498,10 @@ int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct p
 	if (pl_stage_base_open(cfg->stage_dir, &basefd, res->message, sizeof(res->message)) < 0 ||
 	    pl_stage_state_open(basefd, job_id, &statefd, res->message, sizeof(res->message)) < 0)
 		goto out;
-	lockfd = pl_stage_lock(statefd, key);
+	lockfd = pl_stage_lock(statefd, JOB_LOCK);
 	if (lockfd < 0) {
-		snprintf(res->message, sizeof(res->message), "lock %s: %s", key, strerror(errno));
+		snprintf(res->message, sizeof(res->message), "lock %s: %s", JOB_LOCK,
+			 strerror(errno));
 		goto out;
 	}
 	rc = 0;
@@ -445,7 +510,11 @@ int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct p
 		result_from_status(status, res);
 		goto out;
 	}
-	stage_now(cfg, basefd, job_id, user, bundles, key, peers, res);
+	usage_read(statefd, &used);
+	if (capped_config(cfg, &used, &capped, res) == 0) {
+		stage_now(&capped, basefd, job_id, user, bundles, key, peers, res);
+		usage_add(statefd, &used, res);
+	}
 	record_status(statefd, key, res);
 out:
 	if (lockfd >= 0)
@@ -459,18 +528,21 @@ out:
 
 struct purge_work {
 	char job_dir[PATH_MAX];
+	long long deadline_ms; /* 0: none */
 };
 
 static int purge_as_user(void *arg, char *msg, size_t len)
 {
 	struct purge_work *w = arg;
 
-	return pl_empty_tree(w->job_dir, msg, len);
+	return pl_empty_tree_until(w->job_dir, w->deadline_ms, msg, len);
 }
 
-void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user)
+void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user,
+		    long long deadline_ms)
 {
-	struct purge_work work;
+	struct purge_work work = {.deadline_ms = deadline_ms};
+	long long left_ms = deadline_ms - pl_purge_now_ms();
 	char msg[PL_ERRLEN] = "";
 	char name[16];
 	struct stat st;
@@ -480,11 +552,15 @@ void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct p
 		return;
 	snprintf(name, sizeof(name), "%u", job_id);
 	snprintf(work.job_dir, sizeof(work.job_dir), "%s/%s", cfg->stage_dir, name);
+	/* The child stops itself at the deadline; the kill a second later is the backstop. */
 	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
-	    pl_run_as_user(user, purge_as_user, &work, cfg->stage_timeout, msg, sizeof(msg)) < 0)
-		pl_error("epilog job %u: purge of %s incomplete: %s", job_id, work.job_dir, msg);
+	    pl_run_as_user(user, purge_as_user, &work,
+			   left_ms > 0 ? (unsigned)(left_ms / 1000) + 1 : 1, msg, sizeof(msg)) < 0)
+		pl_error("epilog job %u: purge of %s incomplete, left for a later sweep: %s",
+			 job_id, work.job_dir, msg);
 	pl_stage_remove_job_entries(basefd, job_id);
 	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		pl_error("epilog job %u: %s is left behind", job_id, work.job_dir);
+		pl_error("epilog job %u: %s is left behind for a later sweep", job_id,
+			 work.job_dir);
 	close(basefd);
 }

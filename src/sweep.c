@@ -12,8 +12,11 @@
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 
+#include "base_dir.h"
 #include "log.h"
+#include "monitor_spool.h"
 #include "optparse.h"
+#include "purge.h"
 #include "stage.h"
 #include "stage_dir.h"
 
@@ -77,7 +80,8 @@ static bool job_id_of(const char *name, uint32_t *job_id)
 	return true;
 }
 
-static void sweep_one(const struct pl_config *cfg, int basefd, const char *name, uint32_t job_id)
+static void sweep_one(const struct pl_config *cfg, int basefd, const char *name, uint32_t job_id,
+		      long long deadline_ms)
 {
 	struct stat st;
 	struct pl_user owner;
@@ -89,10 +93,33 @@ static void sweep_one(const struct pl_config *cfg, int basefd, const char *name,
 	owner.uid = st.st_uid;
 	owner.gid = st.st_gid;
 	pl_info("epilog: removing the leftover stage tree of ended job %u", job_id);
-	pl_stage_purge(cfg, job_id, &owner);
+	pl_stage_purge(cfg, job_id, &owner, deadline_ms);
 }
 
-void pl_stage_sweep(const struct pl_config *cfg, uint32_t current_job)
+/* Spools an epilog could not remove in time (monitor_spool.h). */
+static void sweep_spools(const struct pl_config *cfg, uint32_t current_job, long long deadline_ms)
+{
+	struct dirent *de;
+	uint32_t job_id;
+	long long left;
+	DIR *dir;
+	int fd = pl_base_dir_open_existing(cfg->monitor_spool_dir);
+
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(dir)) && (left = deadline_ms - pl_purge_now_ms()) > 0)
+		if (job_id_of(de->d_name, &job_id) && job_id != current_job &&
+		    job_is_over(job_id) == 1) {
+			pl_info("epilog: removing the leftover spool of ended job %u", job_id);
+			pl_monitor_spool_remove(cfg->monitor_spool_dir, job_id, (unsigned)left);
+		}
+	closedir(dir);
+}
+
+void pl_stage_sweep(const struct pl_config *cfg, uint32_t current_job, long long deadline_ms)
 {
 	char err[PL_ERRLEN];
 	struct dirent *de;
@@ -111,8 +138,9 @@ void pl_stage_sweep(const struct pl_config *cfg, uint32_t current_job)
 		close(basefd);
 		return;
 	}
-	while ((de = readdir(dir)))
+	while ((de = readdir(dir)) && pl_purge_now_ms() < deadline_ms)
 		if (job_id_of(de->d_name, &job_id) && job_id != current_job)
-			sweep_one(cfg, dirfd(dir), de->d_name, job_id);
+			sweep_one(cfg, dirfd(dir), de->d_name, job_id, deadline_ms);
 	closedir(dir);
+	sweep_spools(cfg, current_job, deadline_ms);
 }

@@ -84,6 +84,7 @@ static int start_extractor(struct pl_node *node, char *err, size_t errlen)
 				    .job_id = plan->job_id,
 				    .key = plan->key,
 				    .max_bytes = plan->cfg->stage_max_size,
+				    .max_entries = plan->cfg->stage_max_entries,
 				    .bundles = plan->bundles};
 	int fds[2];
 	int rc;

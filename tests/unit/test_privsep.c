@@ -10,6 +10,7 @@
 /* cmocka.h needs the headers above first. */
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -152,33 +153,106 @@ static void test_stage_base_made_root_owned(void **state)
 	close(fd);
 }
 
-static void test_stage_base_symlink_refused(void **state)
+/* Nothing of ours is left beside the base once a plant is reclaimed. */
+static int entries_in(const char *dir)
 {
-	char base[300];
-	char err[256];
-	int fd;
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
 
-	(void)state;
-	need_root();
-	snprintf(base, sizeof(base), "%s/linked", tmp);
-	assert_int_equal(symlink("/etc", base), 0);
-	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "is a symbolic link"));
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
 }
 
-static void test_stage_base_owned_by_user_refused(void **state)
+static void assert_root_base(int fd)
 {
-	char base[300];
-	char err[256];
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+}
+
+static void test_stage_base_symlink_reclaimed(void **state)
+{
+	char parent[300], base[320], victim[320], keep[340];
+	char err[256] = "";
 	int fd;
 
 	(void)state;
 	need_root();
-	snprintf(base, sizeof(base), "%s/planted", tmp);
-	assert_int_equal(mkdir(base, 0755), 0);
-	assert_int_equal(chown(base, nobody.uid, nobody.gid), 0);
-	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "not a root-owned directory"));
+	snprintf(parent, sizeof(parent), "%s/shm-link", tmp);
+	snprintf(base, sizeof(base), "%s/pylaunch", parent);
+	snprintf(victim, sizeof(victim), "%s/link-victim", tmp);
+	snprintf(keep, sizeof(keep), "%s/keep", victim);
+	assert_int_equal(mkdir(parent, 01777), 0);
+	assert_int_equal(chmod(parent, 01777), 0);
+	assert_int_equal(mkdir(victim, 0755), 0);
+	close(open(keep, O_CREAT | O_WRONLY, 0644));
+	assert_int_equal(symlink(victim, base), 0);
+	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), 0);
+	assert_root_base(fd);
+	close(fd);
+	assert_int_equal(entries_in(parent), 1);
+	assert_int_equal(access(keep, F_OK), 0);
+}
+
+/* A user's `mkdir /dev/shm/pylaunch`, with a tree that resists: mode 000 directories and
+ * a link to a file of root's, which must survive. */
+static int plant_tree(void *arg, char *msg, size_t len)
+{
+	const char *base = arg;
+	char path[400];
+
+	(void)msg;
+	(void)len;
+	snprintf(path, sizeof(path), "%s/a", base);
+	if (mkdir(base, 0755) < 0 || mkdir(path, 0700) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/a/b", base);
+	if (mkdir(path, 0700) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/a/b/f", base);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	snprintf(path, sizeof(path), "%s/passwd", base);
+	if (symlink("/etc/passwd", path) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/a/b", base);
+	chmod(path, 0);
+	snprintf(path, sizeof(path), "%s/a", base);
+	return chmod(path, 0);
+}
+
+static void test_stage_base_planted_dir_reclaimed(void **state)
+{
+	char parent[300], base[320];
+	char err[256] = "";
+	int fd;
+
+	(void)state;
+	need_root();
+	snprintf(parent, sizeof(parent), "%s/shm-dir", tmp);
+	snprintf(base, sizeof(base), "%s/pylaunch", parent);
+	assert_int_equal(mkdir(parent, 01777), 0);
+	assert_int_equal(chmod(parent, 01777), 0);
+	assert_int_equal(pl_run_as_user(&nobody, plant_tree, base, 10, err, sizeof(err)), 0);
+	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), 0);
+	assert_root_base(fd);
+	close(fd);
+	assert_int_equal(entries_in(base), 0);
+	assert_int_equal(entries_in(parent), 1);
+	assert_int_equal(access("/etc/passwd", F_OK), 0);
+	/* A plain file planted there goes too; a second open keeps what is now root's. */
+	assert_int_equal(rmdir(base), 0);
+	close(open(base, O_CREAT | O_WRONLY, 0644));
+	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), 0);
+	assert_root_base(fd);
+	close(fd);
+	assert_int_equal(entries_in(parent), 1);
 }
 
 static void test_job_dir_belongs_to_user_0700_and_status_round_trips(void **state)
@@ -250,8 +324,8 @@ int main(void)
 	    cmocka_unit_test(test_overrunning_work_is_killed),
 	    cmocka_unit_test(test_user_cannot_write_where_root_could),
 	    cmocka_unit_test(test_stage_base_made_root_owned),
-	    cmocka_unit_test(test_stage_base_symlink_refused),
-	    cmocka_unit_test(test_stage_base_owned_by_user_refused),
+	    cmocka_unit_test(test_stage_base_symlink_reclaimed),
+	    cmocka_unit_test(test_stage_base_planted_dir_reclaimed),
 	    cmocka_unit_test(test_job_dir_belongs_to_user_0700_and_status_round_trips),
 	    cmocka_unit_test(test_purge_does_not_follow_links_and_opens_locked_dirs),
 	};
