@@ -19,6 +19,9 @@
 
 /* A bundle is read once, sequentially, often from a shared file system: few large reads. */
 #define READ_BLOCK (1024 * 1024)
+/* srun's check reads only the first header: a small block keeps its share of a job's reads of
+ * the shared file system to a few kilobytes, not a megabyte on top of the bundle. */
+#define PROBE_BLOCK (16 * 1024)
 /* Messages end up in a 512-byte line with a prefix and up to two names. */
 #define SHOWN_NAME_MAX 120
 #define QUOTED_MAX (SHOWN_NAME_MAX + 8)
@@ -1014,13 +1017,13 @@ static int open_bundle_file(struct extractor *x, const char *path)
 	return fd;
 }
 
-static int open_reader(struct extractor *x, struct archive *a, int fd)
+static int open_reader(struct extractor *x, struct archive *a, int fd, size_t block)
 {
 	struct quoted why;
 
 	if (!a)
 		return fail(x, "out of memory");
-	if (archive_read_open_fd(a, fd, READ_BLOCK) == ARCHIVE_OK)
+	if (archive_read_open_fd(a, fd, block) == ARCHIVE_OK)
 		return 0;
 	/* Opening already bids for a format. */
 	if (archive_errno(a) == FORMAT_ERRNO)
@@ -1035,7 +1038,7 @@ static int probe_fd(struct extractor *x, int fd)
 	struct archive_entry *e;
 	int rc = -1;
 
-	if (open_reader(x, a, fd) < 0)
+	if (open_reader(x, a, fd, PROBE_BLOCK) < 0)
 		goto out;
 	rc = archive_read_next_header(a, &e);
 	rc = rc == ARCHIVE_OK || rc == ARCHIVE_WARN || rc == ARCHIVE_EOF ? 0 : fail_header(x, a);
@@ -1082,7 +1085,7 @@ int pl_extract_archive_fd(int fd, int dirfd, const struct pl_extract_limits *lim
 	int rc = -1;
 
 	init_extractor(&x, dirfd, lim, stats, err, errlen);
-	if (open_reader(&x, a, fd) == 0)
+	if (open_reader(&x, a, fd, READ_BLOCK) == 0)
 		rc = pl_extract_archive(a, dirfd, lim, stats, err, errlen);
 	archive_read_free(a);
 	return finish_call(&x, rc);
