@@ -96,7 +96,8 @@ static void test_parse_refuses_other_formats(void **state)
 	static const char *const bad[] = {
 	    "",
 	    "pylaunch-monitor 1",
-	    "pylaunch-monitor 2\nimport\tnumpy\n",
+	    "pylaunch-monitor 3\nimport\tnumpy\n",
+	    "pylaunch-monitor 0\n",
 	    "pylaunch-monitor 10\n",
 	    "PYLAUNCH-MONITOR 1\n",
 	    "\npylaunch-monitor 1\n",
@@ -218,7 +219,7 @@ static void test_parse_duplicates_and_first_values(void **state)
 		  "start\t1700000000\nstart\t1600000000\n"
 		  "future_key\twhatever it is\n",
 		  &p);
-	assert_string_equal(p.main, "first");
+	assert_string_equal(p.main, "second"); /* a spawn worker's real main comes later */
 	assert_int_equal(p.n_imports, 2);
 	assert_string_equal(p.imports[0].name, "a");
 	assert_string_equal(p.imports[0].version, "1.0");
@@ -295,9 +296,9 @@ static void add_log(struct pl_mon_node *node, const char *log)
 
 static const struct pl_mon_package *find_package(const struct pl_mon_node *node, const char *name)
 {
-	for (size_t i = 0; i < node->n_packages; i++)
-		if (strcmp(node->packages[i].name, name) == 0)
-			return &node->packages[i];
+	for (size_t i = 0; i < node->pkgs.n; i++)
+		if (strcmp(node->pkgs.items[i].name, name) == 0)
+			return &node->pkgs.items[i];
 	return NULL;
 }
 
@@ -326,10 +327,10 @@ static void test_aggregate_per_node(void **state)
 	assert_true(node.start == 1699999999.0);
 	assert_false(pl_mon_node_truncated(&node));
 
-	assert_int_equal(node.n_packages, 3);
-	assert_string_equal(node.packages[0].name, "multiprocessing");
-	assert_string_equal(node.packages[1].name, "numpy");
-	assert_string_equal(node.packages[2].name, "scipy");
+	assert_int_equal(node.pkgs.n, 3);
+	assert_string_equal(node.pkgs.items[0].name, "multiprocessing");
+	assert_string_equal(node.pkgs.items[1].name, "numpy");
+	assert_string_equal(node.pkgs.items[2].name, "scipy");
 	numpy = find_package(&node, "numpy");
 	assert_int_equal(numpy->processes, 4);
 	assert_int_equal(numpy->incomplete, 2);
@@ -384,11 +385,11 @@ static void test_aggregate_bounds(void **state)
 		assert_int_equal(pl_mon_node_add(&node, &p), 0);
 	}
 	pl_mon_node_sort(&node);
-	assert_int_equal(node.n_packages, PL_MON_PACKAGES_MAX);
-	assert_int_equal(node.packages_dropped, 10);
-	assert_string_equal(node.packages[0].name, "pkg0");
-	assert_int_equal(node.packages[0].versions.n, PL_MON_VERSIONS_MAX);
-	assert_int_equal(node.packages[0].versions.dropped, 6);
+	assert_int_equal(node.pkgs.n, PL_MON_PACKAGES_MAX);
+	assert_int_equal(node.pkgs.dropped, 10);
+	assert_string_equal(node.pkgs.items[0].name, "pkg0");
+	assert_int_equal(node.pkgs.items[0].versions.n, PL_MON_VERSIONS_MAX);
+	assert_int_equal(node.pkgs.items[0].versions.dropped, 6);
 	assert_true(pl_mon_node_truncated(&node));
 	free(p.imports);
 	pl_mon_node_free(&node);
@@ -531,7 +532,7 @@ static void test_collect_thousand_logs(void **state)
 	assert_int_equal(pl_mon_collect(s.fd, getuid(), "77", 0, &node), 0);
 	ms = pl_mon_now_ms() - t0;
 	assert_int_equal(node.processes, 1000);
-	assert_int_equal(node.n_packages, 60);
+	assert_int_equal(node.pkgs.n, 60);
 	print_message("collected 1000 process logs (40 imports each) in %lld ms\n", ms);
 	assert_true(ms < 5000);
 	pl_mon_node_free(&node);

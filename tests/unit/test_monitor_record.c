@@ -151,17 +151,18 @@ static void test_record_exact(void **state)
 	(void)state;
 	meta_example(&meta);
 	pl_mon_node_init(&node);
-	add_log(&node, "pylaunch-monitor 1\njob\t77\nrank\t0\nstep\t0\nstart\t1700000000\n"
+	/* Format 2 with its distribution and exit status, and a format 1 log. */
+	add_log(&node, "pylaunch-monitor 2\njob\t77\nrank\t0\nstep\t0\nstart\t1700000000\n"
 		       "executable\t/usr/bin/python3\npyver\t3.11.2\nimplementation\tcpython\n"
 		       "main\t/home/u/run.py\nimport\tnumpy\nversion\tnumpy\t1.24.2\n"
-		       "exit\t1700000010\n");
+		       "dist\tnumpy\tnumpy\t1.24.2\tsystem\nstatus\t0\nexit\t1700000010\n");
 	add_log(&node, "pylaunch-monitor 1\njob\t77\nrank\t1\nstep\t0\nstart\t1700000000\n"
 		       "executable\t/usr/bin/python3\npyver\t3.11.2\nimplementation\tcpython\n"
 		       "main\t/home/u/run.py\ncontainer\tapptainer\nimport\tnumpy\n"
 		       "version\tnumpy\t1.24.2\n");
 	rec = record_of(&meta, &node);
 	assert_string_equal(
-	    rec, "{\"schema\":\"pylaunch-monitor-record\",\"schema_version\":1,"
+	    rec, "{\"schema\":\"pylaunch-monitor-record\",\"schema_version\":2,"
 		 "\"cluster\":\"c1\",\"job_id\":77,\"node\":\"n1\",\"user\":\"alice\",\"uid\":1000,"
 		 "\"account\":\"proj\\\"x\",\"partition\":\"debug\",\"qos\":null,\"num_nodes\":3,"
 		 "\"exit\":{\"status\":256,\"code\":1,\"signal\":0},"
@@ -169,19 +170,28 @@ static void test_record_exact(void **state)
 		 "\"end_time\":\"2023-11-14T22:15:00.000Z\","
 		 "\"is_compute\":true,\"is_staff\":true,\"is_container\":true,"
 		 "\"partial\":false,\"truncated\":false,\"processes\":2,"
-		 "\"processes_incomplete\":1,\"processes_forked\":0,\"logs_read\":0,"
-		 "\"logs_skipped\":0,\"lines_skipped\":0,"
-		 "\"dropped\":{\"packages\":0,\"steps\":0,\"mains\":0,\"interpreters\":0,"
-		 "\"containers\":0},"
+		 "\"processes_incomplete\":1,\"processes_forked\":0,\"processes_truncated\":0,"
+		 "\"processes_unlogged\":0,\"python_tasks\":0,\"python_tasks_unhooked\":0,"
+		 "\"logs_read\":0,\"logs_skipped\":0,\"lines_skipped\":0,\"lines_lost\":0,"
+		 "\"dropped\":{\"packages\":0,\"distributions\":0,\"imports\":0,\"steps\":0,"
+		 "\"mains\":0,\"interpreters\":0,\"containers\":0,\"exit_statuses\":0,"
+		 "\"record\":0},"
 		 "\"steps\":[{\"step\":\"0\",\"processes\":2}],"
 		 "\"interpreters\":[{\"executable\":\"/usr/bin/python3\",\"version\":\"3.11.2\","
 		 "\"implementation\":\"cpython\",\"processes\":2}],"
 		 "\"mains\":[{\"main\":\"/home/u/run.py\",\"processes\":2}],"
 		 "\"containers\":[{\"runtime\":\"apptainer\",\"processes\":1}],"
+		 "\"exit_statuses\":[{\"status\":\"0\",\"processes\":1},"
+		 "{\"status\":\"killed\",\"processes\":1}],"
 		 "\"packages\":[{\"name\":\"numpy\",\"processes\":2,\"incomplete\":1,"
 		 "\"ranks\":\"0-1\",\"rank_count\":2,\"ranks_truncated\":false,"
 		 "\"versions\":[{\"version\":\"1.24.2\",\"processes\":2}],"
-		 "\"versions_dropped\":0}]}");
+		 "\"versions_dropped\":0,\"origins\":[{\"origin\":null,\"processes\":1},"
+		 "{\"origin\":\"system\",\"processes\":1}],\"distribution\":\"numpy\"}],"
+		 "\"distributions\":[{\"name\":\"numpy\",\"processes\":1,\"incomplete\":0,"
+		 "\"ranks\":\"0\",\"rank_count\":1,\"ranks_truncated\":false,"
+		 "\"versions\":[{\"version\":\"1.24.2\",\"processes\":1}],"
+		 "\"versions_dropped\":0,\"origins\":[{\"origin\":\"system\",\"processes\":1}]}]}");
 	free(rec);
 	pl_mon_node_free(&node);
 }
