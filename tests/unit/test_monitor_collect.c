@@ -488,6 +488,65 @@ static void test_collect_hostile_spool(void **state)
 	spool_drop(&s);
 }
 
+/* Format 2's counts: a fork child's inherited packages, the 4096 cap, lost lines. */
+static void test_parse_format_2_counts(void **state)
+{
+	struct pl_mon_process p;
+	struct pl_mon_node node;
+
+	(void)state;
+	parse_str("pylaunch-monitor 2\njob\t77\nforked\t1\ninherited\t12\nimport\twpkg\n"
+		  "truncated\t5\nlost\t2\nstatus\t0\nexit\t1700000000\n",
+		  &p);
+	assert_int_equal(p.inherited, 12);
+	assert_int_equal(p.truncated, 5);
+	assert_int_equal(p.lost, 2);
+	assert_int_equal(p.status, 0);
+	assert_true(p.forked && p.exited);
+	pl_mon_node_init(&node);
+	assert_int_equal(pl_mon_node_add(&node, &p), 0);
+	assert_int_equal(node.processes_truncated, 1);
+	assert_int_equal(node.imports_truncated, 5);
+	assert_int_equal(node.lines_lost, 2);
+	assert_true(pl_mon_node_truncated(&node));
+	pl_mon_node_free(&node);
+	pl_mon_process_free(&p);
+	/* A dist line with an unknown origin or too few fields is skipped. */
+	parse_str("pylaunch-monitor 2\nimport\ta\ndist\ta\tA\t1\tmars\ndist\ta\tA\t1\n", &p);
+	assert_int_equal(p.lines_skipped, 2);
+	assert_null(p.imports[0].dist);
+	pl_mon_process_free(&p);
+}
+
+/* task_init's notes against the logs: the Python tasks that left none are counted, and
+ * the hook's .unlogged markers too. */
+static void test_collect_python_tasks_and_unlogged(void **state)
+{
+	static const char log100[] = "pylaunch-monitor 2\njob\t77\npid\t100\nexit\t1700000000\n";
+	static const char child[] = "pylaunch-monitor 2\njob\t77\npid\t200\nforked\t1\n";
+	struct spool s;
+	struct pl_mon_node node;
+
+	(void)state;
+	spool_make(&s);
+	spool_write(&s, "100-aa.log", log100, strlen(log100));
+	spool_write(&s, "100.python-task", "", 0);
+	spool_write(&s, "200.python-task", "", 0);	     /* python -I: no log of its own */
+	spool_write(&s, "201-bb.log", child, strlen(child)); /* a fork child is not pid 200 */
+	spool_write(&s, "300-cc.unlogged", "", 0);	     /* a full spool */
+	spool_write(&s, "300.python-task", "", 0);
+	spool_write(&s, "x.python-task", "", 0); /* no pid: ignored */
+	pl_mon_node_init(&node);
+	assert_int_equal(pl_mon_collect(s.fd, getuid(), "77", 0, &node), 0);
+	assert_int_equal(node.logs_read, 2);
+	assert_int_equal(node.python_tasks, 3);
+	assert_int_equal(node.python_tasks_unhooked, 1);
+	assert_int_equal(node.unlogged, 1);
+	assert_int_equal(node.logs_skipped, 0);
+	pl_mon_node_free(&node);
+	spool_drop(&s);
+}
+
 static void test_collect_deadline(void **state)
 {
 	struct spool s;
@@ -556,6 +615,8 @@ int main(void)
 	    cmocka_unit_test(test_aggregate_bounds),
 	    cmocka_unit_test(test_collect_hostile_spool),
 	    cmocka_unit_test(test_collect_deadline),
+	    cmocka_unit_test(test_parse_format_2_counts),
+	    cmocka_unit_test(test_collect_python_tasks_and_unlogged),
 	    cmocka_unit_test(test_collect_thousand_logs),
 	};
 
