@@ -32,8 +32,11 @@
 #
 # Log format 2, one file per process, <pid>-<random>.log, created 0600 with O_EXCL in
 # the spool. Every line ends in "\n"; fields are separated by one tab; values are
-# printable UTF-8. Lines are written at the log's own offset: a write that fails or
-# comes short is cut off again (ftruncate) and counted, so lines are never glued.
+# printable UTF-8. The log is preallocated (posix_fallocate, zeros that readers ignore:
+# a log ends at its first NUL byte) and lines are written at the log's own offset; the
+# last 512 bytes are kept for the closing lines (lost, status, exit). A line that does
+# not fit into a full spool is not written but counted, and a write that comes short
+# is cut off again (ftruncate), so lines are never glued. A normal exit cuts the zeros.
 #   pylaunch-monitor 2                    first line: the format and its version
 #   pid, ppid, job, step                  step = SLURM_STEP_ID
 #   rank, ranksrc                         the process's rank and the variable it came
@@ -117,6 +120,10 @@ _active = False
 _watching_forks = False
 _fd = -1
 _off = 0  # where the next line goes
+_alloc = None  # bytes preallocated; None: the file system cannot (plain writes)
+_CHUNK = 16384
+_RESERVE = 512
+_MAX_LOG = 1 << 20  # the epilog reads at most 1 MiB of a log
 _pid = 0
 _path = _ident = _main = None
 _main_waits = False  # a spawn worker: the real main comes with __mp_main__
@@ -198,10 +205,11 @@ def _header(forked, inherited):
 
 # Creates this process's log and writes its header. False when it cannot.
 def _open_log(forked=False, inherited=0):
-    global _fd, _pid, _path, _ident, _active, _off
+    global _fd, _pid, _path, _ident, _active, _off, _alloc
     os = _os
     _pid = os.getpid()
     _off = 0
+    _alloc = None
     for _ in range(3):
         path = '%s/%d-%s.log' % (_spool, _pid, os.urandom(6).hex())
         try:
@@ -217,7 +225,7 @@ def _open_log(forked=False, inherited=0):
         return False
     st = os.fstat(_fd)
     _path, _ident = path, (st.st_dev, st.st_ino)
-    if not _put(_header(forked, inherited)):
+    if not _reserve(_CHUNK) or not _put(_header(forked, inherited)):
         # Not even the header fits (a full spool): the file becomes the marker.
         try:
             os.close(_fd)
@@ -230,12 +238,39 @@ def _open_log(forked=False, inherited=0):
     return True
 
 
-# Writes the lines at our offset; a failed or short write is cut off again, so the
-# next line starts where this one should have. True when written.
-def _put(out):
+# Makes the log's preallocation at least size bytes; False when the spool is full.
+def _reserve(size):
+    global _alloc
+    if _alloc is not None and size <= _alloc:
+        return True
+    if _alloc is None and _off > 0:
+        return True  # the file system has no fallocate: plain writes
+    try:
+        _os.posix_fallocate(_fd, 0, size)
+    except OSError as e:
+        if e.errno in (95, 22, 38):  # EOPNOTSUPP, EINVAL, ENOSYS: not on this file system
+            _alloc = None
+            return True
+        return False
+    except AttributeError:
+        return True
+    _alloc = size
+    return True
+
+
+# Writes the lines at our offset, inside the preallocation (final lines may use the
+# reserve at its end); a line that does not fit is counted, a short write cut off
+# again, so the next line starts where this one should have. True when written.
+def _put(out, final=False):
     global _off, _lost
     data = ''.join(out).encode('utf-8', 'replace')
     with _lock:
+        end = _off + len(data) + (0 if final else _RESERVE)
+        if _alloc is not None and end > _alloc and \
+                not (end <= _MAX_LOG and _reserve(min(max(_alloc * 2, end + _CHUNK), _MAX_LOG))) and \
+                _off + len(data) > _alloc - (0 if final else _RESERVE):
+            _lost += len(out)
+            return False
         try:
             n = _os.pwrite(_fd, data, _off)
         except OSError:
@@ -254,7 +289,7 @@ def _put(out):
 
 # The program may have closed our descriptor (and reused its number): then the log
 # is opened again.
-def _write(out):
+def _write(out, final=False):
     global _fd
     os = _os
     if os.getpid() != _pid:  # a fork no at-fork hook saw
@@ -274,7 +309,7 @@ def _write(out):
             os.close(fd)
             return
         _fd = fd
-    _put(out)
+    _put(out, final)
 
 
 def _watch_forks():
@@ -344,16 +379,21 @@ def _at_exit():
             pass
         if _truncated:
             out.append('truncated\t%d\n' % _truncated)
+        _write(out)
+        # The closing lines go into the reserve: a full spool still shows what it cost.
         status = _status
         if status is None and getattr(sys, 'last_value', None) is not None:
             status = 1  # an uncaught exception was printed
+        last = ['lost\t%d\n' % _lost] if _lost else []
         if type(status) is int:
-            out.append('status\t%d\n' % (status & 0xff))
-        out.append('exit\t%.6f\n' % _now())
-        _write(out)
-        if _lost:
-            _put(['lost\t%d\n' % _lost])
+            last.append('status\t%d\n' % (status & 0xff))
+        last.append('exit\t%.6f\n' % _now())
+        _write(last, True)
         _active = False
+        try:
+            _os.ftruncate(_fd, _off)  # the unused preallocation
+        except OSError:
+            pass
         _os.close(_fd)
     except Exception:
         pass

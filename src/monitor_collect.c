@@ -489,9 +489,14 @@ int pl_mon_parse(const char *data, size_t len, struct pl_mon_process *p, char *e
 {
 	struct parse_state st = {.p = p};
 	size_t magic = strlen(PL_MON_FORMAT_PREFIX);
+	const char *nul;
 	size_t pos;
 
 	process_init(p);
+	/* The hook preallocates its log: what follows the first NUL byte is unused. */
+	nul = memchr(data, '\0', len);
+	if (nul)
+		len = (size_t)(nul - data);
 	if (len <= magic + 1 || memcmp(data, PL_MON_FORMAT_PREFIX, magic) != 0 ||
 	    data[magic] < '1' || data[magic] > '0' + PL_MON_FORMAT_MAX || data[magic + 1] != '\n') {
 		snprintf(err, errlen, "not a log of format \"%s1\" to %d", PL_MON_FORMAT_PREFIX,

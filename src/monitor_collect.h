@@ -69,7 +69,8 @@ struct pl_mon_process {
 /* Parses one log held in data (not NUL-terminated). Returns 0, or -1 with a reason in
  * err when the data is not a log of this format at all (wrong first line), or when
  * memory ran out. Lines that do not parse are skipped and counted in p->lines_skipped;
- * an unterminated last line is one of them. p need not be initialised; free it with
+ * an unterminated last line is one of them. The log ends at its first NUL byte (the
+ * hook preallocates its log with zeros). p need not be initialised; free it with
  * pl_mon_process_free() whatever the result. */
 int pl_mon_parse(const char *data, size_t len, struct pl_mon_process *p, char *err, size_t errlen);
 void pl_mon_process_free(struct pl_mon_process *p);

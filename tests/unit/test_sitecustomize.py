@@ -108,6 +108,12 @@ def parse_log(path):
         STARTUP = startup_modules()
     with open(path, 'rb') as f:
         data = f.read()
+    # Preallocated: a log ends at its first NUL byte (the rest are zeros, cut off at a
+    # normal exit).
+    end = data.find(b'\0')
+    if end >= 0:
+        assert data[end:] == b'\0' * (len(data) - end), path
+        data = data[:end]
     text = data.decode('utf-8')
     assert text.endswith('\n'), path
     lines = text.split('\n')[:-1]
