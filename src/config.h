@@ -46,6 +46,7 @@ struct pl_config {
 	char *monitor_spool_dir;       /* monitor.spool_dir: /dev/shm/pylaunch-spool */
 	char *monitor_hook_dir; /* monitor.hook_dir: where make install put sitecustomize.py */
 	unsigned monitor_epilog_timeout; /* monitor.epilog_timeout: 30 s */
+	size_t monitor_record_max;	 /* monitor.record_max: 1 MiB, bytes of one record */
 	char **staff_groups;		 /* monitor.staff_groups: [] */
 	size_t n_staff_groups;
 	struct pl_sink *sinks; /* monitor.sinks: [] */

@@ -82,15 +82,15 @@ static void report(const struct pl_config *cfg, uint32_t job_id, uid_t uid, gid_
 	pl_job_meta_from_env(&meta, job_id, uid);
 	meta.is_staff = pl_monitor_is_staff(uid, gid, cfg->staff_groups, cfg->n_staff_groups);
 	pl_mon_node_sort(node);
-	if (!(record = pl_monitor_record(&meta, node, &len))) {
+	if (!(record = pl_monitor_record_capped(&meta, node, cfg->monitor_record_max, &len))) {
 		pl_error("monitor: job %u: out of memory building the record", job_id);
 		return;
 	}
 	sent = send_record(cfg, job_id, record, len, meta.node ? meta.node : "-", deadline_ms);
 	pl_info("monitor: job %u: %u Python processes (%u incomplete), %zu packages; record of %zu "
 		"bytes sent to %zu of %zu sinks%s",
-		job_id, node->processes, node->incomplete, node->n_packages, len, sent,
-		cfg->n_sinks, node->partial ? " (partial: monitor.epilog_timeout reached)" : "");
+		job_id, node->processes, node->incomplete, node->pkgs.n, len, sent, cfg->n_sinks,
+		node->partial ? " (partial: monitor.epilog_timeout reached)" : "");
 	free(record);
 }
 

@@ -211,14 +211,15 @@ static int copy_fd(int from, int to)
 	return 0;
 }
 
-/* Copies the installed hook into dir_fd, owned by uid:gid. */
-static int copy_hook(const char *source_dir, int dir_fd, uid_t uid, gid_t gid)
+/* Copies one file of the installed hook into dir_fd, owned by uid:gid. */
+static int copy_hook_file(const char *source_dir, const char *name, int dir_fd, uid_t uid,
+			  gid_t gid)
 {
 	char path[4096];
 	struct stat st;
 	int from = -1, to = -1, rc = -1;
 
-	snprintf(path, sizeof(path), "%s/%s", source_dir, PL_MONITOR_HOOK_FILE);
+	snprintf(path, sizeof(path), "%s/%s", source_dir, name);
 	from = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (from < 0 || fstat(from, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    st.st_size > HOOK_MAX_SIZE) {
@@ -226,8 +227,7 @@ static int copy_hook(const char *source_dir, int dir_fd, uid_t uid, gid_t gid)
 			       "monitor: the hook %s is missing (is pylaunch installed?)", path);
 		goto fail;
 	}
-	to = openat(dir_fd, PL_MONITOR_HOOK_FILE,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	to = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (to < 0 || copy_fd(from, to) < 0 || fchown(to, uid, gid) < 0 || fchmod(to, 0644) < 0) {
 		pl_error_errno(errno, "monitor: cannot copy the hook %s into the spool", path);
 		goto fail;
@@ -239,6 +239,18 @@ fail:
 	if (to >= 0)
 		close(to);
 	return rc;
+}
+
+/* The core first: without it the shims start nothing. */
+static int copy_hook(const char *source_dir, int dir_fd, uid_t uid, gid_t gid)
+{
+	static const char *const files[] = {PL_MONITOR_HOOK_CORE, PL_MONITOR_HOOK_FILE,
+					    PL_MONITOR_HOOK_USER_FILE};
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (copy_hook_file(source_dir, files[i], dir_fd, uid, gid) < 0)
+			return -1;
+	return 0;
 }
 
 /* The .hook directory of the job's spool: Python writes the hook's byte code there. */

@@ -196,7 +196,7 @@ def test_all_metadata_fields_present_and_correct(workdir):
     import pwd
     uid = pwd.getpwnam(pc.TEST_USER).pw_uid
     for r in recs:
-        assert r["schema"] == "pylaunch-monitor-record" and r["schema_version"] == 1
+        assert r["schema"] == "pylaunch-monitor-record" and r["schema_version"] == 2
         assert r["cluster"] and r["partition"] == "debug" and r["num_nodes"] == 3
         assert r["uid"] == uid and r["user"] == pc.TEST_USER and str(r["job_id"]) == job
         assert r["exit"]["code"] == 0 and r["start_time"] <= r["end_time"]

@@ -199,7 +199,7 @@ static void test_key_names_list_the_schema(void **state)
 	(void)state;
 	while (pl_config_key_name(n))
 		n++;
-	assert_int_equal(n, 20);
+	assert_int_equal(n, 21);
 	assert_string_equal(pl_config_key_name(0), "debug");
 	assert_string_equal(pl_config_key_name(n - 1), "monitor.sinks");
 	assert_string_equal(pl_sink_type_name(PL_SINK_FILE), "file");

@@ -44,10 +44,15 @@ static int setup(void **state)
 	snprintf(f->outside, sizeof(f->outside), "%s/outside", f->top);
 	mkdir(f->hook_src, 0755);
 	mkdir(f->outside, 0755);
-	snprintf(path, sizeof(path), "%s/sitecustomize.py", f->hook_src);
-	hook = fopen(path, "w");
-	fputs("# the hook\n", hook);
-	fclose(hook);
+	for (int i = 0; i < 3; i++) {
+		static const char *const files[] = {"sitecustomize.py", "usercustomize.py",
+						    "pylaunch_monitor.py"};
+
+		snprintf(path, sizeof(path), "%s/%s", f->hook_src, files[i]);
+		hook = fopen(path, "w");
+		fputs("# the hook\n", hook);
+		fclose(hook);
+	}
 	snprintf(path, sizeof(path), "%s/precious", f->outside);
 	hook = fopen(path, "w");
 	fputs("keep me\n", hook);
@@ -126,6 +131,10 @@ static void test_prepare_layout(void **state)
 	path_of(f, "77/.hook", path, sizeof(path));
 	assert_mode_owner(path, 0700, job_uid());
 	path_of(f, "77/.hook/sitecustomize.py", path, sizeof(path));
+	assert_mode_owner(path, 0644, job_uid());
+	path_of(f, "77/.hook/usercustomize.py", path, sizeof(path));
+	assert_mode_owner(path, 0644, job_uid());
+	path_of(f, "77/.hook/pylaunch_monitor.py", path, sizeof(path));
 	assert_mode_owner(path, 0644, job_uid());
 	assert_int_equal(pl_test_log_count(), 0);
 

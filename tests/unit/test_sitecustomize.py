@@ -20,10 +20,14 @@ import time
 import pytest
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HOOK = os.path.join(TOP, 'share', 'sitecustomize.py')
-KNOWN_KEYS = {'pid', 'ppid', 'job', 'rank', 'step', 'start', 'executable', 'python', 'pyver',
-              'implementation', 'stdlib', 'container', 'forked', 'main', 'import', 'unimport',
-              'version', 'exit'}
+SHARE = os.path.join(TOP, 'share')
+HOOK_FILES = ('sitecustomize.py', 'usercustomize.py', 'pylaunch_monitor.py')
+HOOK = os.path.join(SHARE, 'sitecustomize.py')
+PTH = os.path.join(SHARE, 'pylaunch-monitor.pth')
+KNOWN_KEYS = {'pid', 'ppid', 'job', 'rank', 'ranksrc', 'step', 'start', 'executable', 'python',
+              'pyver', 'implementation', 'stdlib', 'container', 'hook', 'forked', 'inherited',
+              'main', 'import', 'unimport', 'version', 'dist', 'truncated', 'lost', 'status',
+              'exit'}
 
 
 def interpreters():
@@ -36,6 +40,19 @@ def interpreters():
 
 PYTHONS = interpreters()
 DEBIAN = '/usr/bin/python3'
+STARTUP = None
+
+
+def startup_modules():
+    """Top-level modules the interpreters import before any program (the .pth files of
+    Debian's setuptools and matplotlib): the hook records them too, as it should, and
+    the tests that count a program's own imports leave them aside."""
+    names = set()
+    for python in PYTHONS:
+        out = subprocess.run([python, '-c', 'import sys; print(" ".join(sys.modules))'],
+                             stdout=subprocess.PIPE, env={'PATH': os.environ['PATH']})
+        names.update(n for n in out.stdout.decode().split() if '.' not in n)
+    return names
 
 
 def base_env():
@@ -52,7 +69,8 @@ class Job:
         self.spool = str(tmp_path / 'spool')
         self.hook_dir = os.path.join(self.spool, '.hook')
         os.makedirs(self.hook_dir)
-        shutil.copy(HOOK, self.hook_dir)
+        for name in HOOK_FILES:
+            shutil.copy(os.path.join(SHARE, name), self.hook_dir)
         self.work = str(tmp_path / 'work')
         os.makedirs(self.work)
 
@@ -85,14 +103,23 @@ class Job:
 
 
 def parse_log(path):
+    global STARTUP
+    if STARTUP is None:
+        STARTUP = startup_modules()
     with open(path, 'rb') as f:
         data = f.read()
+    # Preallocated: a log ends at its first NUL byte (the rest are zeros, cut off at a
+    # normal exit).
+    end = data.find(b'\0')
+    if end >= 0:
+        assert data[end:] == b'\0' * (len(data) - end), path
+        data = data[:end]
     text = data.decode('utf-8')
     assert text.endswith('\n'), path
     lines = text.split('\n')[:-1]
-    assert lines[0] == 'pylaunch-monitor 1'
+    assert lines[0] == 'pylaunch-monitor 2'
     log = {'path': path, 'imports': [], 'retracted': [], 'versions': {}, 'exit': None,
-           'mode': os.stat(path).st_mode}
+           'dists': {}, 'mains': [], 'mode': os.stat(path).st_mode}
     for line in lines[1:]:
         fields = line.split('\t')
         assert fields[0] in KNOWN_KEYS, line
@@ -108,9 +135,19 @@ def parse_log(path):
         elif fields[0] == 'version':
             assert len(fields) == 3 and fields[1] in log['imports']
             log['versions'][fields[1]] = fields[2]
+        elif fields[0] == 'dist':
+            assert len(fields) == 5 and fields[1] in log['imports'], line
+            assert fields[4] in ('bundle', 'venv', 'user', 'system', 'other'), line
+            assert fields[1] not in log['dists'], 'dist twice: ' + line
+            log['dists'][fields[1]] = tuple(fields[2:])
         else:
+            if fields[0] == 'main':
+                log['mains'].append(fields[1])
             assert len(fields) == 2, line
             log[fields[0]] = fields[1]
+    log['all_imports'] = list(log['imports'])
+    log['imports'] = [n for n in log['imports'] if n not in STARTUP]
+    log['versions'] = {n: v for n, v in log['versions'].items() if n not in STARTUP}
     return log
 
 
@@ -317,15 +354,22 @@ def test_interactive_stdin_main(job):
 # ---------------------------------------------------------------------------- processes
 
 def test_fork_children_get_their_own_logs(job):
+    # close() and join(): every worker ends by itself (os._exit), none is killed by
+    # terminate() before its first instruction; no timing in the assertions.
     make_package(job)
+    make_package(job, name='wpkg', version='0.3')
     job.write('main.py', '''\
         import multiprocessing as mp, mypkg
+        def init():
+            import wpkg
         def work(x):
             import json
             return x * 2
         if __name__ == '__main__':
-            with mp.get_context('fork').Pool(2) as pool:
+            with mp.get_context('fork').Pool(2, initializer=init) as pool:
                 print(pool.map(work, range(4)))
+                pool.close()
+                pool.join()
         ''')
     result = same_behaviour(DEBIAN, job, ['main.py'])
     assert result.stdout == b'[0, 2, 4, 6]\n'
@@ -333,10 +377,43 @@ def test_fork_children_get_their_own_logs(job):
     parents = [log for log in logs if 'forked' not in log]
     children = [log for log in logs if log.get('forked') == '1']
     assert len(parents) == 1 and len(children) == 2
+    assert set(parents[0]['imports']) == {'mypkg', 'multiprocessing'}
     for child in children:
         assert child['ppid'] == parents[0]['pid']
-        assert set(child['imports']) == {'mypkg', 'multiprocessing'}
-        assert child['versions'] == {'mypkg': '2.5.1'}
+        # The parent's packages are the parent's: the child lists what it imported itself.
+        assert child['imports'] == ['wpkg']
+        assert child['versions'] == {'wpkg': '0.3'}
+        assert int(child['inherited']) == len(parents[0]['all_imports'])
+        # Ended with os._exit(0) by multiprocessing: a normal end, with its status.
+        assert child['exit'] is not None and child['status'] == '0'
+
+
+def test_fork_pool_of_64_counts_each_package_once_per_process(job):
+    make_package(job)
+    make_package(job, name='wpkg', version='0.3')
+    job.write('main.py', '''\
+        import multiprocessing as mp, mypkg
+        def init():
+            import wpkg
+        def work(x):
+            return x
+        if __name__ == '__main__':
+            with mp.get_context('fork').Pool(64, initializer=init) as pool:
+                print(sum(pool.map(work, range(640))))
+                pool.close()
+                pool.join()
+        ''')
+    result = run(DEBIAN, ['main.py'], job.env(), job.work)
+    assert result.stdout == b'204480\n' and result.returncode == 0
+    logs = job.logs()
+    children = [log for log in logs if log.get('forked') == '1']
+    assert len(logs) == 65 and len(children) == 64
+    uses = {}
+    for log in logs:
+        for name in log['imports']:
+            uses[name] = uses.get(name, 0) + 1
+    assert uses == {'mypkg': 1, 'multiprocessing': 1, 'wpkg': 64}
+    assert sum(1 for log in logs if log['exit'] is None) == 0  # none incomplete
 
 
 def test_spawned_interpreters_are_monitored(job):
