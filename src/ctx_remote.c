@@ -1,5 +1,7 @@
 #include "ctx_remote.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 #include <slurm/slurm.h>
 
 #include "bundle.h"
+#include "env_kind.h"
 #include "log.h"
 #include "monitor.h"
 #include "monitor_spool.h"
@@ -206,15 +209,24 @@ static int apply_task_env(spank_t sp, const struct pl_task_env *env)
 }
 
 /* `srun python` is resolved through this PATH by slurmstepd after task_init:
- * prepending the staged bin/ makes it run the staged interpreter. */
+ * prepending the staged bin/ makes it run the staged interpreter. The kind is read
+ * here, as the user, from the tree the staging prepared. */
 static int point_task_at_tree(spank_t sp)
 {
+	static struct pl_env_layout layout;
 	char old_path[PL_ENV_VALUE_MAX];
 	char old_ld[PL_ENV_VALUE_MAX];
+	char reason[PL_ERRLEN + PATH_MAX];
 	struct pl_task_env env;
 	int rc;
 
-	if (pl_task_env_for_root(step.stage.root, step_env(sp, "PATH", old_path, sizeof(old_path)),
+	if (pl_env_detect(step.stage.root, &layout) < 0) {
+		snprintf(reason, sizeof(reason), "--pybundle: %s: %s", step.stage.root,
+			 strerror(errno));
+		return fail_task(reason);
+	}
+	if (pl_task_env_for_tree(step.stage.root, &layout,
+				 step_env(sp, "PATH", old_path, sizeof(old_path)),
 				 step_env(sp, "LD_LIBRARY_PATH", old_ld, sizeof(old_ld)),
 				 pl_plugin_config()->stage_ld_library_path, &env) < 0)
 		return fail_task("--pybundle: out of memory");
