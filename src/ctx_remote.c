@@ -16,6 +16,7 @@
 #include "monitor_spool.h"
 #include "monitor_task.h"
 #include "options.h"
+#include "options_env.h"
 #include "optparse.h"
 #include "plugin.h"
 #include "stage.h"
@@ -164,8 +165,20 @@ static bool step_wanted(void)
 	return pl_options_used() || pl_plugin_config()->monitor_default;
 }
 
+/* A step whose srun took the options from PYLAUNCH_PYBUNDLE/PYMONITOR got no forwarded option:
+ * what srun handed on stands for it. */
+static void adopt_handed_on(spank_t sp)
+{
+	static char bundle[PL_ENV_VALUE_MAX];
+	char monitor[16];
+
+	pl_options_adopt_handed_on(step_env(sp, PL_ENV_PYBUNDLE, bundle, sizeof(bundle)),
+				   step_env(sp, PL_ENV_PYMONITOR, monitor, sizeof(monitor)));
+}
+
 int pl_remote_post_opt(spank_t sp)
 {
+	adopt_handed_on(sp);
 	if (!step_wanted() || pl_plugin_config_error())
 		return 0;
 	describe_step(sp, step.where, sizeof(step.where));
