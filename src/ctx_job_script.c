@@ -9,6 +9,7 @@
 #include "log.h"
 #include "monitor.h"
 #include "options.h"
+#include "options_env.h"
 #include "optparse.h"
 #include "plugin.h"
 #include "purge.h"
@@ -60,6 +61,7 @@ static int job_script_init(spank_t sp, int ac, char **av, const char *phase, str
 		return 1;
 	}
 	pl_options_read_job_script(sp);
+	pl_options_adopt_handed_on(getenv(PL_ENV_PYBUNDLE), getenv(PL_ENV_PYMONITOR));
 	return 0;
 }
 

@@ -1,5 +1,7 @@
 #include "ctx_remote.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,11 +10,13 @@
 #include <slurm/slurm.h>
 
 #include "bundle.h"
+#include "env_kind.h"
 #include "log.h"
 #include "monitor.h"
 #include "monitor_spool.h"
 #include "monitor_task.h"
 #include "options.h"
+#include "options_env.h"
 #include "optparse.h"
 #include "plugin.h"
 #include "stage.h"
@@ -182,8 +186,20 @@ static bool step_wanted(void)
 	return pl_options_used() || pl_plugin_config()->monitor_default;
 }
 
+/* A step whose srun took the options from PYLAUNCH_PYBUNDLE/PYMONITOR got no forwarded option:
+ * what srun handed on stands for it. */
+static void adopt_handed_on(spank_t sp)
+{
+	static char bundle[PL_ENV_VALUE_MAX];
+	char monitor[16];
+
+	pl_options_adopt_handed_on(step_env(sp, PL_ENV_PYBUNDLE, bundle, sizeof(bundle)),
+				   step_env(sp, PL_ENV_PYMONITOR, monitor, sizeof(monitor)));
+}
+
 int pl_remote_post_opt(spank_t sp)
 {
+	adopt_handed_on(sp);
 	if (!step_wanted() || pl_plugin_config_error())
 		return 0;
 	describe_step(sp, step.where, sizeof(step.where));
@@ -227,15 +243,24 @@ static int apply_task_env(spank_t sp, const struct pl_task_env *env)
 }
 
 /* `srun python` is resolved through this PATH by slurmstepd after task_init:
- * prepending the staged bin/ makes it run the staged interpreter. */
+ * prepending the staged bin/ makes it run the staged interpreter. The kind is read
+ * here, as the user, from the tree the staging prepared. */
 static int point_task_at_tree(spank_t sp)
 {
+	static struct pl_env_layout layout;
 	char old_path[PL_ENV_VALUE_MAX];
 	char old_ld[PL_ENV_VALUE_MAX];
+	char reason[PL_ERRLEN + PATH_MAX];
 	struct pl_task_env env;
 	int rc;
 
-	if (pl_task_env_for_root(step.stage.root, step_env(sp, "PATH", old_path, sizeof(old_path)),
+	if (pl_env_detect(step.stage.root, &layout) < 0) {
+		snprintf(reason, sizeof(reason), "--pybundle: %s: %s", step.stage.root,
+			 strerror(errno));
+		return fail_task(reason);
+	}
+	if (pl_task_env_for_tree(step.stage.root, &layout,
+				 step_env(sp, "PATH", old_path, sizeof(old_path)),
 				 step_env(sp, "LD_LIBRARY_PATH", old_ld, sizeof(old_ld)),
 				 pl_plugin_config()->stage_ld_library_path, &env) < 0)
 		return fail_task("--pybundle: out of memory");

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "env_kind.h"
+#include "env_prepare.h"
 #include "extract.h"
 #include "log.h"
 #include "purge.h"
@@ -110,56 +112,21 @@ static int extract_one(const char *path, const struct looked_up *l, int dirfd,
 	return rc;
 }
 
-/* A conda-pack bundle fixes its prefixes with bin/conda-unpack, once per node. */
-static int run_conda_unpack(const char *tree, char *msg, size_t len)
-{
-	char script[PATH_MAX];
-	char path_env[PATH_MAX + 32];
-	int status;
-	pid_t pid;
-
-	snprintf(script, sizeof(script), "%s/bin/conda-unpack", tree);
-	if (access(script, X_OK) < 0)
-		return 0;
-	snprintf(path_env, sizeof(path_env), "PATH=%s/bin:/usr/bin:/bin", tree);
-	pid = fork();
-	if (pid == 0) {
-		char *argv[] = {script, NULL};
-		char *envp[] = {path_env, "LC_ALL=C.UTF-8", NULL};
-		int devnull = open("/dev/null", O_RDWR);
-
-		if (devnull >= 0) {
-			dup2(devnull, 0);
-			dup2(devnull, 1);
-			dup2(devnull, 2);
-		}
-		if (chdir(tree) == 0)
-			execve(script, argv, envp);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0) {
-		snprintf(msg, len, "%s: bin/conda-unpack failed (status %d)", tree,
-			 pid < 0 ? -1 : status);
-		return -1;
-	}
-	return 0;
-}
-
 static double mib(uint64_t bytes)
 {
 	return (double)bytes / (1024.0 * 1024.0);
 }
 
+/* Starts "kind=NAME;": the root side reads it back for its log (pl_env_kind_of_summary). */
 static void summarise(const struct pl_extract_stats *s, uint64_t bytes_read, size_t bundles,
-		      char *msg, size_t len)
+		      enum pl_env_kind kind, char *msg, size_t len)
 {
 	snprintf(msg, len,
-		 "%zu bundle(s), read %.1f MiB, wrote %.1f MiB in %" PRIu64 " files, %" PRIu64
-		 " dirs, %" PRIu64 " symlinks, %" PRIu64 " hard links; %" PRIu64
+		 "kind=%s; %zu bundle(s), read %.1f MiB, wrote %.1f MiB in %" PRIu64
+		 " files, %" PRIu64 " dirs, %" PRIu64 " symlinks, %" PRIu64 " hard links; %" PRIu64
 		 " set-id bits stripped",
-		 bundles, mib(bytes_read), mib(s->bytes), s->files, s->dirs, s->symlinks,
-		 s->hardlinks, s->setid_stripped);
+		 pl_env_kind_name(kind), bundles, mib(bytes_read), mib(s->bytes), s->files, s->dirs,
+		 s->symlinks, s->hardlinks, s->setid_stripped);
 	snprintf(msg + strlen(msg), len - strlen(msg), USAGE_TAG, s->bytes, pl_extract_entries(s));
 }
 
@@ -188,6 +155,7 @@ static int fill_tree(const struct pl_stage_fill *fill, const char *tree, int dir
 	struct pl_extract_limits lim = {.max_bytes = fill->max_bytes,
 					.max_entries = fill->max_entries};
 	struct pl_extract_stats stats = {0};
+	struct pl_env_layout env;
 	uint64_t bytes_read = 0;
 	char why[PL_ERRLEN];
 
@@ -197,9 +165,14 @@ static int fill_tree(const struct pl_stage_fill *fill, const char *tree, int dir
 		snprintf(msg, len, "%s: %s", tree, why);
 		return -1;
 	}
-	if (run_conda_unpack(tree, msg, len) < 0)
+	/* After the last tier: the kind is the merged tree's. */
+	if (pl_env_detect(tree, &env) < 0) {
+		snprintf(msg, len, "%s: %s", tree, strerror(errno));
 		return -1;
-	summarise(&stats, bytes_read, fill->nbundles, msg, len);
+	}
+	if (pl_env_prepare(&env, msg, len) < 0)
+		return -1;
+	summarise(&stats, bytes_read, fill->nbundles, env.kind, msg, len);
 	return 0;
 }
 
@@ -291,14 +264,17 @@ static void log_stage(uint32_t job_id, const char *node, const struct stage_repo
 {
 	struct timespec end;
 	char shared[32] = "-";
+	char kind[16] = "-";
 
 	clock_gettime(CLOCK_REALTIME, &end);
+	if (res->ok)
+		pl_env_kind_of_summary(res->message, kind, sizeof(kind));
 	if (r->shared >= 0)
 		snprintf(shared, sizeof(shared), "%lld", r->shared);
 	pl_info("stage job=%u node=%s mode=%s role=%s parent=%s outcome=%s bytes=%" PRIu64
-		" shared_bytes=%s start=%.3f end=%.3f seconds=%.2f reason=\"%s\"",
+		" shared_bytes=%s kind=%s start=%.3f end=%.3f seconds=%.2f reason=\"%s\"",
 		job_id, node, r->mode, r->role, r->parent, res->ok ? r->outcome : "failed",
-		r->bytes, shared, epoch(&r->start), epoch(&end), res->seconds,
+		r->bytes, shared, kind, epoch(&r->start), epoch(&end), res->seconds,
 		r->reason ? r->reason : "");
 }
 
