@@ -171,6 +171,11 @@ def parse(text):
 
 
 def normalise(rec):
+    """The decoded record as the flat dict the loader stores: the job's fields (None when
+    not known), the counts of the data quality section, "interpreters" as (executable,
+    version, implementation, processes) and "packages" as (name, processes, incomplete,
+    rank_count, distribution, origin, [(version, processes)]). Schema 2's renamed or new
+    fields are read here and nowhere else."""
     if rec.get("schema") != SCHEMA:
         raise Malformed(f"schema {rec.get('schema')!r} is not {SCHEMA}")
     version = rec.get("schema_version")
