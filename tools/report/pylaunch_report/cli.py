@@ -72,7 +72,7 @@ def parser():
     load.add_argument("db")
     load.add_argument("files", nargs="+", metavar="FILE")
     load.add_argument("-j", "--jobs", type=int, default=store.default_jobs(),
-                      help="processes parsing records (default: one per CPU, at most 4)")
+                      help="worker processes parsing records (default 1: in this process)")
     load.set_defaults(func=_load)
     sacct = sub.add_parser("load-sacct", help="load the list of all jobs (sacct -P output)")
     sacct.add_argument("db")

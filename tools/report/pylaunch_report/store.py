@@ -165,11 +165,13 @@ def _chunks(texts, size):
 
 
 def default_jobs():
-    """Parsing processes: PYLAUNCH_REPORT_JOBS, else one per CPU (at most 4)."""
+    """Parsing processes: PYLAUNCH_REPORT_JOBS, else 1. On this 2-core machine shared with
+    other work, 2 workers took 45 % more CPU (pickling the parsed records) and more time
+    (bench/results/report.json); they help only where cores are idle."""
     try:
         return max(1, int(os.environ.get("PYLAUNCH_REPORT_JOBS", "")))
     except ValueError:
-        return min(4, os.cpu_count() or 1)
+        return 1
 
 
 class Loader:
