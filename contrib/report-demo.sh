@@ -38,7 +38,7 @@ if [ "${REPORT_DEMO_LOCKED:-}" != 1 ]; then
 	profile=$(mktemp -d)
 	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
 		--disable-background-networking --disable-component-update --disable-sync \
-		--hide-scrollbars --user-data-dir="$profile" --window-size=1000,1500 \
+		--hide-scrollbars --user-data-dir="$profile" --window-size=1100,1500 \
 		--screenshot="$out/report.png" "file://$out/report.html" 2>/dev/null
 	rm -rf "$profile"
 	[ -z "${SCREENSHOT:-}" ] || cp "$out/report.png" "$SCREENSHOT"

@@ -155,3 +155,20 @@ def test_load_sacct(tmp_path, db):
     assert store.load_sacct(db, str(path)) == (2, 2)
     assert db.execute("SELECT job_id, num_nodes, start FROM sacct_jobs ORDER BY 1").fetchall() \
         == [(1, 2, 1795294800.0), (2, 1, None)]
+
+
+def test_parsing_in_worker_processes_loads_the_same(tmp_path):
+    lines = [rec(j, f"n{k}", f"u{j % 3}", ["numpy", ("scipy", f"1.{k}")]) for j in range(1, 400)
+             for k in range(3)] + ["junk"] * 3
+    lines.insert(500, "not json")
+    path = write_lines(tmp_path / "f.jsonl", lines)
+    dumps = []
+    for jobs in (1, 3):
+        db = store.connect(str(tmp_path / f"j{jobs}.db"))
+        with store.Loader(db, jobs) as loader:
+            out = loader.load(path)
+        assert (out.records, out.malformed, out.lines) == (1197, 4, 1201)
+        assert [n for n, _ in out.reasons] == [501, 1199, 1200, 1201]
+        dumps.append([db.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+                      for t in ("job_packages", "job_interpreters", "names")])
+    assert dumps[0] == dumps[1]

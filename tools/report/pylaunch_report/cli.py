@@ -11,20 +11,20 @@ PROG = "pylaunch-report"
 
 def _load(args):
     db = store.connect(args.db)
-    loader = store.Loader(db)
     totals = [0, 0, 0]
     status = 0
-    for path in args.files:
-        try:
-            out = loader.load(os.path.abspath(path))
-        except OSError as e:
-            print(f"{PROG}: {path}: {e.strerror}", file=sys.stderr)
-            status = 1
-            continue
-        print(out)
-        totals[0] += out.records
-        totals[1] += out.duplicates
-        totals[2] += out.malformed
+    with store.Loader(db, args.jobs) as loader:
+        for path in args.files:
+            try:
+                out = loader.load(os.path.abspath(path))
+            except OSError as e:
+                print(f"{PROG}: {path}: {e.strerror}", file=sys.stderr)
+                status = 1
+                continue
+            print(out, flush=True)
+            totals[0] += out.records
+            totals[1] += out.duplicates
+            totals[2] += out.malformed
     print(f"total: {totals[0]} records loaded, {totals[1]} already loaded, "
           f"{totals[2]} malformed lines")
     return status
@@ -71,6 +71,8 @@ def parser():
     load = sub.add_parser("load", help="load JSON Lines files (plain or gzip) into DB")
     load.add_argument("db")
     load.add_argument("files", nargs="+", metavar="FILE")
+    load.add_argument("-j", "--jobs", type=int, default=store.default_jobs(),
+                      help="worker processes parsing records (default 1: in this process)")
     load.set_defaults(func=_load)
     sacct = sub.add_parser("load-sacct", help="load the list of all jobs (sacct -P output)")
     sacct.add_argument("db")

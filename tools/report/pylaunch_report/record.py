@@ -57,7 +57,7 @@ def _float(v):
 
 def _bool(v):
     """True/False; a number or an object counts as true when non-zero/non-empty."""
-    if isinstance(v, bool):
+    if v is True or v is False:
         return v
     if isinstance(v, (int, float)):
         return v != 0
@@ -68,8 +68,12 @@ def _bool(v):
 
 def _count(v):
     """A count, or the sum of an object's counts ({"packages": 1, "steps": 0})."""
-    if isinstance(v, dict):
-        return sum(_int(x) or 0 for x in v.values())
+    if type(v) is dict:  # noqa: E721
+        n = 0
+        for x in v.values():
+            if type(x) is int and x > 0:  # noqa: E721
+                n += x
+        return n
     return _int(v)
 
 
@@ -155,7 +159,8 @@ def _first(rec, *keys):
 
 
 def parse(text):
-    """The record in text as a flat dict (see normalise), or raise Malformed."""
+    """The record in text (str, or bytes in UTF-8) as a flat dict (see normalise), or raise
+    Malformed."""
     try:
         rec = json.loads(text)
     except ValueError as e:
@@ -166,6 +171,11 @@ def parse(text):
 
 
 def normalise(rec):
+    """The decoded record as the flat dict the loader stores: the job's fields (None when
+    not known), the counts of the data quality section, "interpreters" as (executable,
+    version, implementation, processes) and "packages" as (name, processes, incomplete,
+    rank_count, distribution, origin, [(version, processes)]). Schema 2's renamed or new
+    fields are read here and nowhere else."""
     if rec.get("schema") != SCHEMA:
         raise Malformed(f"schema {rec.get('schema')!r} is not {SCHEMA}")
     version = rec.get("schema_version")

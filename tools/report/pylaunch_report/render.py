@@ -11,7 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 CSS = """
-body{font-family:sans-serif;margin:2em auto;max-width:70em;color:#222}
+body{font-family:sans-serif;margin:1em auto;max-width:80em;color:#222;padding:0 1em}
+.row{display:flex;flex-wrap:wrap;gap:0 2em;align-items:flex-start}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
@@ -127,8 +128,8 @@ def _top_section(rep, by):
         fmt["est_jobs"] = lambda v: f"{v:,.0f}"
     title = f"Top {len(df)} packages by {'distinct users' if by == 'users' else 'jobs'}"
     plot = img(_barh(df, by, title), title) if len(df) else ""
-    return (f'<h2 id="top-{by}">{title}</h2>' + plot +
-            _table(df, cols, text_cols=("package",), fmt=fmt))
+    return (f'<h2 id="top-{by}">{title}</h2><div class="row">' + plot +
+            _table(df, cols, text_cols=("package",), fmt=fmt) + "</div>")
 
 
 def _quality_section(rep):
@@ -203,10 +204,11 @@ def page(rep, title="Python packages at the centre"):
     parts.append(_sample_note(rep))
     parts.append(_top_section(rep, "users"))
     parts.append(_top_section(rep, "jobs"))
-    parts.append('<h2 id="sizes">Python jobs by node count</h2>' +
+    parts.append('<h2 id="sizes">Python jobs by node count</h2><div class="row">' +
                  img(_sizes_plot(rep.sizes, rep.sampled), "Python jobs by node count"))
     scols = [("size", "nodes"), ("jobs", "Python jobs" + (" †" if rep.sampled else ""))]
-    parts.append(_table(rep.sizes[rep.sizes["jobs"] > 0], scols, text_cols=("size",)))
+    parts.append(_table(rep.sizes[rep.sizes["jobs"] > 0], scols, text_cols=("size",)) +
+                 "</div>")
     ps = rep.package_sizes
     parts.append('<h2 id="package-sizes">Packages by job size</h2><p class="note">Jobs that '
                  "imported the package, by the job's node count.</p>")

@@ -7,9 +7,11 @@ from syslog) is counted as a duplicate and not stored twice. A malformed line is
 counted, its first reasons kept, and loading goes on. Each file is loaded in one
 transaction: an interrupted load leaves no half-loaded file behind.
 """
+import collections
 import gc
 import gzip
 import hashlib
+import multiprocessing
 import os
 import sqlite3
 import time
@@ -60,20 +62,27 @@ def connect(path):
 
 
 class Names:
-    """Interned strings (users, packages, versions, ...) as small integers."""
+    """Interned strings (users, packages, versions, ...) as small integers; of(kind) is the
+    dictionary of one kind, for the loops that look up millions."""
 
     def __init__(self, db):
         self.db = db
-        self.ids = {(k, n): i for i, k, n in db.execute("SELECT id, kind, name FROM names")}
+        self.kinds = {}
+        for i, k, n in db.execute("SELECT id, kind, name FROM names"):
+            self.of(k)[n] = i
+
+    def of(self, kind):
+        return self.kinds.setdefault(kind, {})
 
     def id(self, kind, name):
         if name is None:
             return None
-        key = (kind, name)
-        got = self.ids.get(key)
+        ids = self.of(kind)
+        got = ids.get(name)
         if got is None:
-            got = self.db.execute("INSERT INTO names(kind, name) VALUES (?, ?)", key).lastrowid
-            self.ids[key] = got
+            got = self.db.execute("INSERT INTO names(kind, name) VALUES (?, ?)",
+                                  (kind, name)).lastrowid
+            ids[name] = got
         return got
 
 
@@ -109,6 +118,9 @@ def _texts(stream, bad):
     """(line number, record text) of each line; syslog parts joined; bad(n, why) for the rest."""
     pending = {}
     for n, raw in enumerate(stream, 1):
+        if raw[:1] == b"{":  # a sink's line: json.loads reads the bytes as they are
+            yield n, raw
+            continue
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if not line.strip():
             continue
@@ -129,10 +141,75 @@ def _texts(stream, bad):
         bad(0, f"syslog record {key}: {len(got)} of {of} parts")
 
 
+def parse_chunk(chunk):
+    """[(line number, record dict or the reason it is malformed)]; runs in a worker."""
+    gc.disable()  # see Loader.load
+    out = []
+    for n, text in chunk:
+        try:
+            out.append((n, record.parse(text)))
+        except record.Malformed as e:
+            out.append((n, str(e)))
+    return out
+
+
+def _chunks(texts, size):
+    chunk = []
+    for item in texts:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def default_jobs():
+    """Parsing processes: PYLAUNCH_REPORT_JOBS, else 1. On this 2-core machine shared with
+    other work, 2 workers took 45 % more CPU (pickling the parsed records) and more time
+    (bench/results/report.json); they help only where cores are idle."""
+    try:
+        return max(1, int(os.environ.get("PYLAUNCH_REPORT_JOBS", "")))
+    except ValueError:
+        return 1
+
+
 class Loader:
-    def __init__(self, db):
+    """Parsing JSON is most of a load's time: with jobs > 1 it runs in that many worker
+    processes, chunk by chunk and in order, while this process stores what they return."""
+
+    def __init__(self, db, jobs=1):
         self.db = db
         self.names = Names(db)
+        self.jobs = jobs
+        self.pool = multiprocessing.get_context("fork").Pool(jobs) if jobs > 1 else None
+
+    def close(self):
+        if self.pool:
+            self.pool.close()
+            self.pool.join()
+            self.pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool and exc[0]:
+            self.pool.terminate()
+        self.close()
+
+    def _parsed(self, chunks):
+        """parse_chunk of each chunk, in order; a bounded number in flight."""
+        if not self.pool:
+            yield from map(parse_chunk, chunks)
+            return
+        pending = collections.deque()
+        for chunk in chunks:
+            pending.append(self.pool.apply_async(parse_chunk, (chunk,)))
+            if len(pending) >= 2 * self.jobs:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
 
     def load(self, path):
         st = os.stat(path)
@@ -167,20 +244,19 @@ class Loader:
             if len(out.reasons) < REASONS_KEPT:
                 out.reasons.append((n, why))
 
-        batch, lines = [], 0
+        lines = 0
         with _open(path) as stream:
-            for n, text in _texts(stream, bad):
-                lines = n
-                try:
-                    batch.append(record.parse(text))
-                except record.Malformed as e:
-                    bad(n, str(e))
-                    continue
-                if len(batch) >= BATCH:
-                    self._store(file_id, batch, out)
-                    batch = []
-        self._store(file_id, batch, out)
-        out.lines = lines
+            for parsed in self._parsed(_chunks(_texts(stream, bad), BATCH)):
+                batch = []
+                for n, got in parsed:
+                    if type(got) is str:  # noqa: E721
+                        bad(n, got)
+                    else:
+                        batch.append(got)
+                lines = parsed[-1][0]
+                self._store(file_id, batch, out)
+        out.reasons.sort()
+        out.lines = max(lines, out.reasons[-1][0] if out.reasons else 0)
         self.db.executemany("INSERT INTO malformed VALUES (?,?,?)",
                             [(file_id, n, why) for n, why in out.reasons])
         self.db.execute("UPDATE files SET lines=?, records=?, duplicates=?, malformed=? WHERE id=?",
@@ -209,28 +285,43 @@ class Loader:
                                                 (first, first + len(recs) - 1))}
         out.records += len(stored)
         out.duplicates += len(recs) - len(stored)
-        pkgs, interps = [], []
+        # One row per job, package and version: the records of a job's nodes are summed
+        # here before SQLite sums them across batches and files.
+        pkgs, interps = {}, {}
+        packages, versions = self.names.of("package"), self.names.of("version")
         for i, r in enumerate(recs):
             if first + i not in stored:
                 continue
             key = r["job_key"]
-            for name, processes, incomplete, ranks, dist, origin, versions in r["packages"]:
-                pid = nid("package", name)
-                dist, origin = nid("distribution", dist), nid("origin", origin)
-                for version, n in versions:
-                    pkgs.append((key, pid, nid("version", version) or 0, n, incomplete, ranks,
-                                 dist, origin))
+            for name, processes, incomplete, ranks, dist, origin, vers in r["packages"]:
+                pid = packages.get(name) or nid("package", name)
+                for version, n in vers:
+                    vid = 0 if version is None else (versions.get(version) or
+                                                     nid("version", version))
+                    row = pkgs.get((key, pid, vid))
+                    if row is None:
+                        pkgs[(key, pid, vid)] = [n, incomplete, 1, ranks or 0,
+                                                 nid("distribution", dist),
+                                                 nid("origin", origin)]
+                    else:
+                        row[0] += n
+                        row[1] += incomplete
+                        row[2] += 1
+                        row[3] = max(row[3], ranks or 0)
             for exe, version, impl, processes in r["interpreters"]:
-                interps.append((key, nid("executable", exe) or 0, nid("version", version) or 0,
-                                nid("implementation", impl) or 0, processes))
+                k = (key, nid("executable", exe) or 0, nid("version", version) or 0,
+                     nid("implementation", impl) or 0)
+                interps[k] = interps.get(k, 0) + processes
         self.db.executemany(
-            "INSERT INTO job_packages VALUES (?,?,?,?,?,1,?,?,?) ON CONFLICT DO UPDATE SET"
+            "INSERT INTO job_packages VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET"
             " processes = processes + excluded.processes,"
-            " incomplete = incomplete + excluded.incomplete, nodes = nodes + 1,"
-            " rank_count = MAX(IFNULL(rank_count, 0), IFNULL(excluded.rank_count, 0))", pkgs)
+            " incomplete = incomplete + excluded.incomplete, nodes = nodes + excluded.nodes,"
+            " rank_count = MAX(rank_count, excluded.rank_count)",
+            [k + tuple(v) for k, v in pkgs.items()])
         self.db.executemany(
             "INSERT INTO job_interpreters VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET"
-            " processes = processes + excluded.processes", interps)
+            " processes = processes + excluded.processes",
+            [k + (v,) for k, v in interps.items()])
 
 
 def job_key(cluster_id, job_id):
