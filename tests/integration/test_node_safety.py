@@ -267,3 +267,41 @@ def test_forged_keys_cannot_stage_past_the_jobs_budget(workdir):
     pc.wait_idle()
     epilog_seconds(watch, job, [ALL_NODES[0]])
     assert_bases_clean()
+
+
+# ---------------------------------------------------------------- user processes
+
+CONDA_UNPACK = b"""#!/bin/sh
+# A hostile conda-unpack: a daemon that would outlive the prolog.
+setsid sleep 1000 </dev/null >/dev/null 2>&1 &
+echo unpacked > "$(dirname "$0")/../unpacked"
+"""
+
+
+def sleepers():
+    """Processes of the test user running `sleep 1000`, on any node."""
+    found = []
+    for node in ALL_NODES:
+        out = on_node(node, f"pgrep -u {pc.TEST_USER} -xf 'sleep 1000' || true")
+        found += [(node, p) for p in out.stdout.split()]
+    return found
+
+
+def test_a_daemon_started_by_conda_unpack_does_not_outlive_the_staging(workdir, env_bundle):
+    bundle = bd.tar_entries(workdir / "hostile.tar.gz",
+                            [bd.file_entry("bin/conda-unpack", CONDA_UNPACK, mode=0o755)])
+    assert sleepers() == []
+    watch = pc.LogWatch()
+    out, job = srun(workdir, "-N3", f"--pybundle={bundle.name}", "sh", "-c",
+                    "cat $PYLAUNCH_ROOT/unpacked; pgrep -u $(id -u) -xf 'sleep 1000' || "
+                    "echo NO-SLEEPER")
+    assert out.returncode == 0, out.stderr
+    # conda-unpack ran on every node, and its daemon was gone before the tasks started.
+    assert out.stdout.split().count("unpacked") == 3, out.stdout
+    assert out.stdout.split().count("NO-SLEEPER") == 3, out.stdout
+    pc.wait_idle()
+    epilog_seconds(watch, job, ALL_NODES)
+    assert sleepers() == []
+    assert_bases_clean()
+    next_job_stages_and_runs(workdir, env_bundle)
+    assert_bases_clean()
