@@ -447,6 +447,23 @@ static int capped_config(const struct pl_config *cfg, const struct usage *u,
 	return 0;
 }
 
+/* A cap that bit on what earlier stagings left says so: "more than 400 entries" alone would
+ * puzzle a user whose site allows 1000. */
+static void explain_cap(const struct pl_config *cfg, const struct usage *u,
+			struct pl_stage_result *res)
+{
+	size_t len = strlen(res->message);
+
+	if (res->ok || (!u->bytes && !u->entries) ||
+	    (!strstr(res->message, "stage.max_entries") && !strstr(res->message, "stage.max_size")))
+		return;
+	snprintf(res->message + len, sizeof(res->message) - len,
+		 " (what this job's earlier stagings on this node left of stage.max_size %" PRIu64
+		 " bytes and stage.max_entries %u: they took %" PRIu64 " bytes, %" PRIu64
+		 " entries)",
+		 cfg->stage_max_size, cfg->stage_max_entries, u->bytes, u->entries);
+}
+
 static void record_status(int statefd, const char *key, const struct pl_stage_result *res)
 {
 	char text[PL_ERRLEN + 16];
@@ -489,6 +506,7 @@ int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct p
 	usage_read(statefd, &used);
 	if (capped_config(cfg, &used, &capped, res) == 0) {
 		stage_now(&capped, basefd, job_id, user, bundles, key, peers, res);
+		explain_cap(cfg, &used, res);
 		usage_add(statefd, &used, res);
 	}
 	record_status(statefd, key, res);

@@ -173,3 +173,135 @@ def test_a_directory_chain_deeper_than_path_max_is_purged(workdir, env_bundle):
     assert_bases_clean()
     next_job_stages_and_runs(workdir, env_bundle)
     assert_bases_clean()
+
+
+# ---------------------------------------------------------------- caps and keys
+
+def empty_files_tar_zst(archive, count):
+    """A .tar.zst of one directory and count empty files, written header by header (tarfile
+    takes minutes for a million entries; this takes seconds)."""
+    def header(name, typeflag, mode):
+        h = bytearray(512)
+        h[0:len(name)] = name.encode()
+        h[100:108] = b"%07o\0" % mode
+        h[108:116] = b"0001750\0"
+        h[116:124] = b"0001750\0"
+        h[124:136] = b"00000000000\0"
+        h[136:148] = b"14524770400\0"
+        h[148:156] = b" " * 8
+        h[156] = ord(typeflag)
+        h[257:263] = b"ustar\0"
+        h[263:265] = b"00"
+        h[148:156] = b"%06o\0 " % sum(h)
+        return bytes(h)
+
+    zstd = subprocess.Popen(["zstd", "-q", "-1", "-f", "-o", str(archive)],
+                            stdin=subprocess.PIPE)
+    zstd.stdin.write(header("f/", "5", 0o755))
+    chunk = []
+    for i in range(count):
+        chunk.append(header(f"f/{i:07d}", "0", 0o644))
+        if len(chunk) == 10000:
+            zstd.stdin.write(b"".join(chunk))
+            chunk = []
+    zstd.stdin.write(b"".join(chunk) + bytes(1024))
+    zstd.stdin.close()
+    assert zstd.wait() == 0
+    return bd.give_to_user(archive)
+
+
+def test_a_million_empty_files_stop_at_stage_max_entries(workdir, env_bundle):
+    archive = empty_files_tar_zst(workdir / "million.tar.zst", 1_000_000)
+    assert archive.stat().st_size < 4 * 1024 * 1024
+    watch = pc.LogWatch()
+    node = ALL_NODES[0]
+    out, job = srun(workdir, "-N1", "-w", node, f"--pybundle={archive.name}", "sh", "-c",
+                    "echo SHOULD-NOT-RUN", timeout=600)
+    assert out.returncode != 0
+    assert "SHOULD-NOT-RUN" not in out.stdout
+    assert ("pylaunch: --pybundle: " in out.stderr and
+            "more than 500000 entries (files, directories and links; stage.max_entries) for "
+            "this job on this node" in out.stderr), out.stderr
+    pc.wait_idle()
+    epilog_seconds(watch, job, [node])
+    assert_bases_clean()
+    next_job_stages_and_runs(workdir, env_bundle)
+    assert_bases_clean()
+
+
+FORGED = ("0123456789abcdef", "fedcba9876543210")
+
+
+def test_forged_keys_cannot_stage_past_the_jobs_budget(workdir):
+    """Three steps of one job, each with a forged key: the first two name the same bundle and
+    share one tree (the key is root's), the third names another, which the job's budget of
+    entries (set to 1000 here) no longer covers after the first took 600."""
+    pc.write_site_config(pc.GOOD_CONFIG.replace(
+        "  dir: /dev/shm/pylaunch\n", "  dir: /dev/shm/pylaunch\n  max_entries: 1000\n"))
+    for name in ("a", "b"):
+        bd.tar_entries(workdir / f"{name}.tar.gz",
+                       [bd.file_entry(f"{name}{i:04d}", b"") for i in range(600)])
+    forge = " ".join(f"{var}={FORGED[0]}" for var in
+                     ("SPANK_PYLAUNCH_PYBUNDLE_KEY", "PYLAUNCH_PYBUNDLE_KEY"))
+    forge2 = forge.replace(FORGED[0], FORGED[1])
+    script = workdir / "forge.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        "echo JOBID=$SLURM_JOB_ID\n"
+        f"env {forge} srun --pybundle=a.tar.gz sh -c 'echo A $PYLAUNCH_ROOT $(ls $PYLAUNCH_ROOT | wc -l)'\n"
+        f"env {forge2} srun --pybundle=a.tar.gz sh -c 'echo A2 $PYLAUNCH_ROOT'\n"
+        f"env {forge2} srun --pybundle=b.tar.gz sh -c 'echo SHOULD-NOT-RUN'\n"
+        "echo B-rc=$?\n")
+    watch = pc.LogWatch()
+    out = pc.as_user(["salloc", "-N1", "-w", ALL_NODES[0], "sh", str(script)], cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    job = int(re.search(r"JOBID=(\d+)", out.stdout).group(1))
+    a = [l.split() for l in out.stdout.splitlines() if l.startswith("A ")]
+    a2 = [l.split() for l in out.stdout.splitlines() if l.startswith("A2 ")]
+    assert len(a) == 1 and a[0][2] == "600", out.stdout
+    assert len(a2) == 1 and a2[0][1] == a[0][1], out.stdout
+    assert a[0][1].rsplit("/", 1)[1] not in FORGED
+    assert "SHOULD-NOT-RUN" not in out.stdout and "B-rc=0" not in out.stdout, out.stdout
+    assert "more than 400 entries" in out.stderr and \
+        "they took 0 bytes, 600 entries" in out.stderr, out.stderr
+    pc.wait_idle()
+    epilog_seconds(watch, job, [ALL_NODES[0]])
+    assert_bases_clean()
+
+
+# ---------------------------------------------------------------- user processes
+
+CONDA_UNPACK = b"""#!/bin/sh
+# A hostile conda-unpack: a daemon that would outlive the prolog.
+setsid sleep 1000 </dev/null >/dev/null 2>&1 &
+echo unpacked > "$(dirname "$0")/../unpacked"
+"""
+
+
+def sleepers():
+    """Processes of the test user running `sleep 1000`, on any node."""
+    found = []
+    for node in ALL_NODES:
+        out = on_node(node, f"pgrep -u {pc.TEST_USER} -xf 'sleep 1000' || true")
+        found += [(node, p) for p in out.stdout.split()]
+    return found
+
+
+def test_a_daemon_started_by_conda_unpack_does_not_outlive_the_staging(workdir, env_bundle):
+    bundle = bd.tar_entries(workdir / "hostile.tar.gz",
+                            [bd.file_entry("bin/conda-unpack", CONDA_UNPACK, mode=0o755)])
+    assert sleepers() == []
+    watch = pc.LogWatch()
+    out, job = srun(workdir, "-N3", f"--pybundle={bundle.name}", "sh", "-c",
+                    "cat $PYLAUNCH_ROOT/unpacked; pgrep -u $(id -u) -xf 'sleep 1000' || "
+                    "echo NO-SLEEPER")
+    assert out.returncode == 0, out.stderr
+    # conda-unpack ran on every node, and its daemon was gone before the tasks started.
+    assert out.stdout.split().count("unpacked") == 3, out.stdout
+    assert out.stdout.split().count("NO-SLEEPER") == 3, out.stdout
+    pc.wait_idle()
+    epilog_seconds(watch, job, ALL_NODES)
+    assert sleepers() == []
+    assert_bases_clean()
+    next_job_stages_and_runs(workdir, env_bundle)
+    assert_bases_clean()
