@@ -52,6 +52,10 @@ enter() {
 	mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 	mkdir -p "$root$top"
 	mount --bind "$top" "$root$top"
+	# The machine's slowfs binary is linked against its own libfuse: build another from a copy.
+	mkdir -p "$root/tmp/slowfs"
+	cp "$top"/bench/slowfs/{Makefile,*.c,*.sh} "$root/tmp/slowfs/"
+	mount --bind "$root/tmp/slowfs" "$root$top/bench/slowfs"
 	touch "$root$LOCK"
 	mount --bind "$LOCK" "$root$LOCK"
 	cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
