@@ -58,6 +58,9 @@ step "make distcheck"
 (cd _build && make -s distcheck >/dev/null 2>&1 || { make distcheck; exit 1; })
 echo "distcheck: ok"
 
+step "compile check against the headers of Slurm 23.02, 23.11, 24.05 and 25.05"
+bash tests/check-slurm-headers.sh
+
 # RELEASES: the Slurm releases to run the integration suite on (22.05: this machine's own;
 # 24.11 and 26.05 in a Debian 13 / unstable root file system, tests/cluster/suite.sh).
 RELEASES=${RELEASES:-22.05 24.11 26.05}

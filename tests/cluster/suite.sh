@@ -20,15 +20,21 @@ say() { echo "suite.sh: $*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
 
 # Runs inside: builds the plugin against the Slurm in / and runs pytest (or the given args).
+# The build happens in a copy: autoreconf of this release's autotools must not touch the tree.
 inside() {
-	local build=$top/_build-slurm-$1 rc=0 rc_tree=0
+	local src=/tmp/pylaunch-src build=/tmp/pylaunch-src/_build rc=0 rc_tree=0
 	shift
-	cd "$top"
-	(autoreconf -fi >/dev/null 2>&1 || autoreconf -fi)
+	if [[ -e /etc/pylaunch-rootfs-slurm ]]; then
+		rm -rf "$src" && mkdir -p "$src"
+		tar -C "$top" --exclude='./_build*' --exclude=./autom4te.cache -cf - . | tar -C "$src" -xf -
+	else
+		src=$top build=$top/_build-host
+	fi
+	(cd "$src" && { autoreconf -fi >/dev/null 2>&1 || autoreconf -fi; })
 	rm -rf "$build" && mkdir "$build"
 	(cd "$build" && ../configure -q --enable-werror >/dev/null && make -s -j2 >/dev/null)
 	say "built $(grep -o 'PL_BUILT_SLURM_RELEASE "[^"]*"' "$build/pl_build.h")"
-	cd tests/integration
+	cd "$top/tests/integration"
 	export PYLAUNCH_PLUGIN=$build/.libs/pylaunch.so
 	if [[ $# -gt 0 ]]; then
 		/usr/bin/python3 -m pytest -p no:cacheprovider "$@"
@@ -52,6 +58,10 @@ enter() {
 	mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 	mkdir -p "$root$top"
 	mount --bind "$top" "$root$top"
+	# The machine's slowfs binary is linked against its own libfuse: build another from a copy.
+	mkdir -p "$root/tmp/slowfs"
+	cp "$top"/bench/slowfs/{Makefile,*.c,*.sh} "$root/tmp/slowfs/"
+	mount --bind "$root/tmp/slowfs" "$root$top/bench/slowfs"
 	touch "$root$LOCK"
 	mount --bind "$LOCK" "$root$LOCK"
 	cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
