@@ -10,6 +10,7 @@ packages=(
 	tar zstd xz-utils bzip2 lz4 strace
 	python3-numpy python3-scipy python3-matplotlib rsyslog
 	libfuse3-dev fuse3 util-linux iproute2
+	openmpi-bin python3-venv python3-pandas
 )
 
 missing=()

