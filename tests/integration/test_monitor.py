@@ -353,7 +353,7 @@ def test_job_script_overwriting_pythonpath_is_still_monitored(workdir):
     # Issue 15 defect 1: PYTHONPATH=... in the job script left no log at all. The site
     # links pylaunch-monitor.pth into its environments' site-packages: here a venv.
     venv = workdir / "venv"
-    subprocess.run(["python3", "-m", "venv", "--without-pip", "--system-site-packages",
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", "--system-site-packages",
                     str(venv)], check=True)
     (site,) = venv.glob("lib/python3*/site-packages")
     (site / "pylaunch-monitor.pth").write_text((pc.REPO / "share" / "pylaunch-monitor.pth").read_text())
