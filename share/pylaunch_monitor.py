@@ -668,7 +668,7 @@ def _tops(directory, info):
             text = _read_head(_os.path.join(path, 'top_level.txt'))
             names = text.split()
             if not names:
-                for line in _read_head(_os.path.join(path, 'RECORD'), 1 << 20).splitlines():
+                for line in _read_head(_os.path.join(path, 'RECORD'), 65536).splitlines():
                     first = line.split(',', 1)[0].split('/', 1)[0]
                     if first and not first.endswith(('.dist-info', '.data', '.pth')) and \
                             first not in ('..', '__pycache__'):

@@ -123,7 +123,9 @@ void pl_monitor_epilog_until(const struct pl_config *cfg, uint32_t job_id, uid_t
 	pl_mon_node_init(&node);
 	pl_mon_collect(fd, uid, job, deadline_ms, &node);
 	close(fd);
-	if (node.processes || node.logs_skipped)
+	/* A node whose Python ran without a hook (-I) or without a log (a full spool) is
+	 * reported too: a gap is counted, never silent. */
+	if (node.processes || node.logs_skipped || node.unlogged || node.python_tasks_unhooked)
 		report(cfg, job_id, uid, gid, &node, deadline_ms);
 	else if (node.partial)
 		pl_error("monitor: job %u: monitor.epilog_timeout reached before a log was read",
