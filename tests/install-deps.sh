@@ -10,6 +10,8 @@ packages=(
 	tar zstd xz-utils bzip2 lz4 strace
 	python3-numpy python3-scipy python3-matplotlib rsyslog
 	libfuse3-dev fuse3 util-linux iproute2
+	# test_kinds.py: a real venv with a wheel built offline, pip install --target
+	python3-venv python3-pip python3-setuptools python3-wheel
 )
 
 missing=()
