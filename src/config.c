@@ -6,6 +6,7 @@
 #endif
 #define PL_HOOK_DIR PL_DATADIR "/monitor"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -46,6 +47,8 @@ enum value_type {
 	T_ADDRESS,  /* char *, a syslog destination */
 	T_GROUPS,   /* char ** at offset, size_t count at offset2 */
 	T_SINKS,    /* struct pl_sink * at offset, size_t count at offset2 (file only) */
+	T_BUNDLES,  /* char ** "NAME=/PATH" at offset, size_t count at offset2 */
+	T_NAME,	    /* char *, a bundle name or "" */
 };
 
 /* One setting. def is its default as a user would write it, parsed by the same code as the file
@@ -160,6 +163,22 @@ static const struct key config_keys[] = {
      .offset = CFG(sinks),
      .offset2 = CFG(n_sinks),
      .max = PL_CONFIG_MAX_SINKS},
+    {.name = "bundles",
+     .type = T_BUNDLES,
+     .def = "",
+     .offset = CFG(bundles),
+     .offset2 = CFG(n_bundles),
+     .max = PL_CONFIG_MAX_BUNDLES},
+    {.name = "policy.default_bundle",
+     .type = T_NAME,
+     .def = "",
+     .offset = CFG(policy_default_bundle)},
+    {.name = "policy.min_nodes",
+     .type = T_UINT,
+     .def = "2",
+     .offset = CFG(policy_min_nodes),
+     .min = 1,
+     .max = 1000000},
 };
 
 static const struct key file_sink_keys[] = {
@@ -463,6 +482,12 @@ static int describe(const struct key *k, struct problem *p)
 	case T_GROUPS:
 		return explain(p, "expected a list of group names (e.g. [staff, admins], or "
 				  "staff,admins on the plugstack line)");
+	case T_BUNDLES:
+		return explain(p, "expected a mapping NAME: /PATH (NAME=/PATH,... on the plugstack "
+				  "line), NAME of letters, digits, '.', '_', '-'");
+	case T_NAME:
+		return explain(p,
+			       "expected a bundle name (letters, digits, '.', '_', '-') or none");
 	case T_SINKS:
 		break;
 	}
@@ -581,9 +606,23 @@ static const char *group_name_problem(const char *name, size_t len)
 	return NULL;
 }
 
+/* Names appear in --pybundle=@NAME lists: no comma, no '=', nothing a shell or a log mangles. */
+static const char *bundle_name_problem(const char *name, size_t len)
+{
+	if (len > PL_BUNDLE_NAME_MAX)
+		return "bundle name longer than 64 bytes";
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
+			return "bundle name with a character other than letters, digits, '.', '_', "
+			       "'-'";
+	return NULL;
+}
+
 static const char *string_problem(enum value_type type, const char *s)
 {
 	switch (type) {
+	case T_NAME:
+		return bundle_name_problem(s, strlen(s));
 	case T_PATH:
 		return path_problem(s);
 	case T_FACILITY:
@@ -600,7 +639,7 @@ static int explain_string(const struct key *k, const char *problem, struct probl
 {
 	struct problem form;
 
-	if (k->type == T_PATH)
+	if (k->type == T_PATH || k->type == T_NAME)
 		return explain(p, "%s", problem);
 	describe(k, &form);
 	return explain(p, "%s (%.*s)", problem, REASON_MAX / 2, form.reason);
@@ -639,6 +678,41 @@ static int name_list_add(struct name_list *list, const struct key *k, const char
 	list->names[list->n] = strndup(name, len);
 	if (!list->names[list->n])
 		return explain(p, "out of memory");
+	list->n++;
+	return 0;
+}
+
+/* name and path (given separately: YAML, or split at '=') as "NAME=/PATH". */
+static int bundle_list_add(struct name_list *list, const struct key *k, const char *name,
+			   size_t len, const char *path, struct problem *p)
+{
+	const char *problem = len ? bundle_name_problem(name, len) : "empty bundle name";
+	char *folded;
+	char **grown;
+
+	if (problem)
+		return explain(p, "%s", problem);
+	folded = fold_slashes(path);
+	problem = folded ? path_problem(folded) : "out of memory";
+	if (problem) {
+		free(folded);
+		return explain(p, "bundle '%.*s': %s", (int)len, name, problem);
+	}
+	for (size_t i = 0; i < list->n; i++)
+		if (strncmp(list->names[i], name, len) == 0 && list->names[i][len] == '=') {
+			free(folded);
+			return explain(p, "bundle '%.*s' named twice", (int)len, name);
+		}
+	grown = list->n < k->max ? realloc(list->names, (list->n + 1) * sizeof(*grown)) : NULL;
+	if (!grown || asprintf(&grown[list->n], "%.*s=%s", (int)len, name, folded) < 0) {
+		if (grown)
+			list->names = grown;
+		free(folded);
+		return explain(p, list->n < k->max ? "out of memory" : "more than %llu bundles",
+			       (unsigned long long)k->max);
+	}
+	free(folded);
+	list->names = grown;
 	list->n++;
 	return 0;
 }
@@ -712,7 +786,12 @@ static void free_field(const struct key *k, void *base)
 		*(char **)field(base, k->offset) = NULL;
 		break;
 	case T_GROUPS:
+	case T_BUNDLES:
 		free_names(field(base, k->offset), field(base, k->offset2));
+		break;
+	case T_NAME:
+		free(*(char **)field(base, k->offset));
+		*(char **)field(base, k->offset) = NULL;
 		break;
 	case T_SINKS:
 		free_sinks(field(base, k->offset), field(base, k->offset2));
@@ -837,6 +916,36 @@ out:
 	return rc;
 }
 
+/* "NAME=/PATH,NAME=/PATH"; "" is none. */
+static int apply_bundle_text(const struct key *k, void *base, const char *text, struct problem *p)
+{
+	struct name_list list = {NULL, 0};
+	const char *s = text;
+	int rc = -1;
+
+	while (*s) {
+		const char *comma = strchrnul(s, ',');
+		const char *eq = memchr(s, '=', (size_t)(comma - s));
+		char *path = eq ? strndup(eq + 1, (size_t)(comma - eq - 1)) : NULL;
+
+		if (!eq) {
+			describe(k, p);
+			goto out;
+		}
+		if (!path || bundle_list_add(&list, k, s, (size_t)(eq - s), path, p) < 0) {
+			free(path);
+			goto out;
+		}
+		free(path);
+		s = *comma ? comma + 1 : comma;
+	}
+	store_names(k, base, &list);
+	rc = 0;
+out:
+	free_names(&list.names, &list.n);
+	return rc;
+}
+
 /* text as the value of k, stored in base (a struct pl_config or a struct pl_sink). */
 static int apply_text(const struct key *k, void *base, const char *text, struct problem *p)
 {
@@ -857,9 +966,12 @@ static int apply_text(const struct key *k, void *base, const char *text, struct 
 	case T_PATH:
 	case T_FACILITY:
 	case T_ADDRESS:
+	case T_NAME:
 		return apply_string(k, base, text, p);
 	case T_GROUPS:
 		return apply_group_text(k, base, text, p);
+	case T_BUNDLES:
+		return apply_bundle_text(k, base, text, p);
 	case T_SINKS:
 		break;
 	}
@@ -981,9 +1093,12 @@ static int check_value(const struct key *k, const void *base, struct problem *p)
 	case T_PATH:
 	case T_FACILITY:
 	case T_ADDRESS:
+	case T_NAME:
 		return check_string(k, base, p);
 	case T_GROUPS:
 		return check_names(k, base, p);
+	case T_BUNDLES:
+		return 0; /* checked as each was added */
 	case T_SINKS:
 		return check_sinks(k, base, p);
 	}
@@ -1020,12 +1135,32 @@ static int check_dirs_apart(const struct pl_config *cfg, struct problem *p)
 		       cfg->stage_dir);
 }
 
+const char *pl_config_bundle(const struct pl_config *cfg, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < cfg->n_bundles; i++)
+		if (strncmp(cfg->bundles[i], name, len) == 0 && cfg->bundles[i][len] == '=')
+			return cfg->bundles[i] + len + 1;
+	return NULL;
+}
+
+static int check_default_bundle(const struct pl_config *cfg, struct problem *p)
+{
+	const char *name = cfg->policy_default_bundle;
+
+	if (!name || !*name || pl_config_bundle(cfg, name))
+		return 0;
+	snprintf(p->key, sizeof(p->key), "policy.default_bundle");
+	return explain(p, "'%s' is not one of the site's bundles (bundles:)", name);
+}
+
 int pl_config_validate(const struct pl_config *cfg, char *err, size_t errlen)
 {
 	struct problem p = {"", ""};
 
 	if (check_keys(config_keys, ARRAY_SIZE(config_keys), cfg, "", &p) < 0 ||
-	    check_dirs_apart(cfg, &p) < 0) {
+	    check_dirs_apart(cfg, &p) < 0 || check_default_bundle(cfg, &p) < 0) {
 		snprintf(err, errlen, "%s: %s: %s", cfg->source ? cfg->source : DEFAULTS_SOURCE,
 			 p.key, p.reason);
 		return -1;
@@ -1562,6 +1697,42 @@ out:
 	return rc;
 }
 
+/* Current event: the start of the bundles mapping, NAME: /PATH pairs. */
+static int load_bundle_mapping(struct loader *ld, const struct key *k)
+{
+	struct name_list list = {NULL, 0};
+	struct problem p;
+	char *name = NULL;
+	int rc = -1;
+
+	for (;;) {
+		set_key(ld, "%s", k->name);
+		if (next_event(ld) < 0)
+			goto out;
+		if (ld->event.type == YAML_MAPPING_END_EVENT)
+			break;
+		if (!is_text(&ld->event)) {
+			fail(ld, "expected a bundle name, found %s", node_kind(&ld->event));
+			goto out;
+		}
+		free(name);
+		name = strdup(text_of(&ld->event));
+		set_key(ld, "%s.%s", k->name, name ? name : "?");
+		if (!name || next_event(ld) < 0 || expect_text(ld) < 0)
+			goto out;
+		if (bundle_list_add(&list, k, name, strlen(name), text_of(&ld->event), &p) < 0) {
+			fail(ld, "%s", p.reason);
+			goto out;
+		}
+	}
+	store_names(k, ld->cfg, &list);
+	rc = 0;
+out:
+	free(name);
+	free_names(&list.names, &list.n);
+	return rc;
+}
+
 /* Current event: the value of a list key; no value is the empty list. */
 static int load_list(struct loader *ld, const struct key *k)
 {
@@ -1581,6 +1752,16 @@ static int load_list(struct loader *ld, const struct key *k)
 
 static int load_value(struct loader *ld, const struct key *k)
 {
+	if (k->type == T_BUNDLES) {
+		if (is_null(&ld->event)) {
+			free_field(k, ld->cfg);
+			return 0;
+		}
+		if (ld->event.type != YAML_MAPPING_START_EVENT)
+			return fail(ld, "expected a mapping NAME: /PATH, found %s",
+				    node_kind(&ld->event));
+		return load_bundle_mapping(ld, k);
+	}
 	if (k->type == T_GROUPS || k->type == T_SINKS)
 		return load_list(ld, k);
 	return load_scalar(ld, k, ld->cfg);

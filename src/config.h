@@ -13,6 +13,8 @@
 #define PL_CONFIG_MAX_FILE_SIZE (1024 * 1024)
 #define PL_CONFIG_MAX_SINKS 16
 #define PL_CONFIG_MAX_STAFF_GROUPS 64
+#define PL_CONFIG_MAX_BUNDLES 64
+#define PL_BUNDLE_NAME_MAX 64
 
 enum pl_sink_type { PL_SINK_FILE, PL_SINK_SYSLOG };
 
@@ -51,6 +53,10 @@ struct pl_config {
 	size_t n_staff_groups;
 	struct pl_sink *sinks; /* monitor.sinks: [] */
 	size_t n_sinks;
+	char **bundles; /* bundles: {} ("NAME=/PATH" each), chosen by --pybundle=@NAME */
+	size_t n_bundles;
+	char *policy_default_bundle; /* policy.default_bundle: "" (none), a name in bundles */
+	unsigned policy_min_nodes;   /* policy.min_nodes: 2, jobs it applies to */
 };
 
 /* Fills cfg with the built-in defaults; cfg need not be initialised. Should an allocation fail,
@@ -86,6 +92,9 @@ void pl_config_free(struct pl_config *cfg);
 /* The dotted name of the index-th key of the schema, NULL past the last (for documentation
  * checks and for listing the keys in messages). */
 const char *pl_config_key_name(size_t index);
+
+/* The path of the site bundle name, or NULL. */
+const char *pl_config_bundle(const struct pl_config *cfg, const char *name);
 
 /* "file" or "syslog". */
 const char *pl_sink_type_name(enum pl_sink_type type);

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "options_env.h"
 #include "optparse.h"
 #include "plugin.h"
+#include "site_bundles.h"
 #include "stage.h"
 #include "task_env.h"
 #include "tree_net.h"
@@ -197,9 +199,30 @@ static void adopt_handed_on(spank_t sp)
 				   step_env(sp, PL_ENV_PYMONITOR, monitor, sizeof(monitor)));
 }
 
+/* The site's policy: a step of enough nodes that runs Python and names no bundle (nor
+ * --pybundle=no) gets the site's default bundle, staged for its nodes as it starts. */
+static void apply_site_policy(spank_t sp)
+{
+	char nodes[16];
+	char **argv = NULL;
+	const char *path;
+	int argc = 0;
+
+	if (pl_options_request()->pybundle || pl_plugin_config_error() ||
+	    spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || argc < 1 ||
+	    !step_env(sp, "SLURM_STEP_NUM_NODES", nodes, sizeof(nodes)))
+		return;
+	path =
+	    pl_site_default_bundle(pl_plugin_config(), (unsigned)strtoul(nodes, NULL, 10), argv[0]);
+	if (path && pl_options_set_pybundle(path) == 0)
+		pl_verbose("site policy: --pybundle=@%s (%s) for %s",
+			   pl_plugin_config()->policy_default_bundle, path, argv[0]);
+}
+
 int pl_remote_post_opt(spank_t sp)
 {
 	adopt_handed_on(sp);
+	apply_site_policy(sp);
 	if (!step_wanted() || pl_plugin_config_error())
 		return 0;
 	describe_step(sp, step.where, sizeof(step.where));

@@ -13,6 +13,7 @@
 #include "options_env.h"
 #include "optparse.h"
 #include "plugin.h"
+#include "site_bundles.h"
 
 int pl_submit_init(spank_t sp, int ac, char **av)
 {
@@ -71,9 +72,14 @@ static int hand_on_pybundle(spank_t sp, const char *raw)
 	char err[PL_ERRLEN];
 	struct pl_bundle_list list;
 	struct pl_bundle_summary sum;
+	char *expanded = NULL;
 	char *joined = NULL;
 	int rc = -1;
 
+	if (pl_pybundle_is_no(raw)) {
+		pl_verbose("--pybundle=no: no bundle, not even the site's default");
+		return 0;
+	}
 	if (inherited_from_job(raw)) {
 		pl_verbose("--pybundle: the job's (%s)", getenv(PL_ENV_PYBUNDLE));
 		return 0;
@@ -82,10 +88,14 @@ static int hand_on_pybundle(spank_t sp, const char *raw)
 		pl_error_errno(errno, "--pybundle: cannot determine the current directory");
 		return -1;
 	}
-	if (pl_bundle_list_parse(raw, base, &list, err, sizeof(err)) < 0) {
+	/* @NAME: the site's bundle of that name, checked below like any other. */
+	if (pl_site_bundles_expand(pl_plugin_config(), raw, &expanded, err, sizeof(err)) < 0 ||
+	    pl_bundle_list_parse(expanded, base, &list, err, sizeof(err)) < 0) {
 		pl_error("%s", err);
+		free(expanded);
 		return -1;
 	}
+	free(expanded);
 	/* Checked here, as the user, so a wrong name is refused before the job
 	 * is queued rather than failing on every node. */
 	if (pl_bundles_check(&list, pl_plugin_config()->stage_max_size, &sum, err, sizeof(err)) <

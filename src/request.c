@@ -23,7 +23,8 @@ int pl_request_resolve(const struct pl_request *req, const char *normalized, con
 	memset(out, 0, sizeof(*out));
 	out->pymonitor = req->pymonitor_given ? req->pymonitor : monitor_default;
 	out->pymonitor_from = req->pymonitor_given ? "option" : "site default";
-	if (!req->pybundle)
+	/* --pybundle=no: nothing to stage (it opts out of the site's default bundle). */
+	if (!req->pybundle || strcmp(req->pybundle, "no") == 0)
 		return 0;
 	/* The normalised list is already absolute; parsing it again re-checks
 	 * it, since it crossed a boundary the user controls (the environment). */

@@ -11,7 +11,9 @@ packages=(
 	python3-numpy python3-scipy python3-matplotlib rsyslog
 	libfuse3-dev fuse3 util-linux iproute2
 	python3-pandas chromium # pylaunch-report, and its page rendered in a test
-	openmpi-bin python3-venv python3-pandas
+	openmpi-bin # test_monitor.py: mpirun ranks
+	# test_kinds.py: a real venv with a wheel built offline, pip install --target
+	python3-venv python3-pip python3-setuptools python3-wheel
 )
 
 missing=()

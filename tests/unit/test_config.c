@@ -199,9 +199,9 @@ static void test_key_names_list_the_schema(void **state)
 	(void)state;
 	while (pl_config_key_name(n))
 		n++;
-	assert_int_equal(n, 21);
+	assert_int_equal(n, 24);
 	assert_string_equal(pl_config_key_name(0), "debug");
-	assert_string_equal(pl_config_key_name(n - 1), "monitor.sinks");
+	assert_string_equal(pl_config_key_name(n - 1), "policy.min_nodes");
 	assert_string_equal(pl_sink_type_name(PL_SINK_FILE), "file");
 	assert_string_equal(pl_sink_type_name(PL_SINK_SYSLOG), "syslog");
 }
@@ -556,8 +556,9 @@ static void test_error_message_has_the_documented_form(void **state)
 static void test_unknown_keys_at_every_level(void **state)
 {
 	(void)state;
-	expect_error("debug: no\nfoo: 1\n", "2: foo",
-		     "unknown key (expected one of: debug, stage, epilog, tree, monitor)");
+	expect_error(
+	    "debug: no\nfoo: 1\n", "2: foo",
+	    "unknown key (expected one of: debug, stage, epilog, tree, monitor, bundles, policy)");
 	expect_error(
 	    "tree:\n  fanot: 4\n", "2: tree.fanot",
 	    "unknown key (expected one of: enabled, fanout, ports, connect_timeout, stall_timeout, "
@@ -579,8 +580,9 @@ static void test_unknown_key_is_shown_safely(void **state)
 	/* cut to 64 characters and marked */
 	memset(where + 3, 'k', 64);
 	strcpy(where + 67, "...");
-	expect_error(long_key, where,
-		     "unknown key (expected one of: debug, stage, epilog, tree, monitor)");
+	expect_error(
+	    long_key, where,
+	    "unknown key (expected one of: debug, stage, epilog, tree, monitor, bundles, policy)");
 	expect_error("\"a\\nb\": 1\n", "1: a?b", "unknown key");
 }
 
@@ -1079,13 +1081,13 @@ static void test_set_unknown_keys(void **state)
 			 "tree.store_and_forward)");
 	assert_set_fails("fanout", "4",
 			 "plugstack argument 'fanout=4': unknown key (expected one of: debug, "
-			 "stage.*, epilog.*, tree.*, monitor.*)");
+			 "stage.*, epilog.*, tree.*, monitor.*, bundles, policy.*)");
 	assert_set_fails("", "4",
 			 "plugstack argument '=4': unknown key (expected one of: debug, stage.*, "
-			 "epilog.*, tree.*, monitor.*)");
+			 "epilog.*, tree.*, monitor.*, bundles, policy.*)");
 	assert_set_fails("debug.x", "4",
 			 "plugstack argument 'debug.x=4': unknown key (expected one of: debug, "
-			 "stage.*, epilog.*, tree.*, monitor.*)");
+			 "stage.*, epilog.*, tree.*, monitor.*, bundles, policy.*)");
 }
 
 static void test_set_shows_values_safely(void **state)
@@ -1248,6 +1250,63 @@ static void test_validate_groups(void **state)
 	pl_config_free(&cfg);
 }
 
+/* ------------------------------------------------------------------ site bundles */
+
+static void test_site_bundles_and_policy_load(void **state)
+{
+	struct pl_config cfg;
+	char err[ERRLEN] = "";
+
+	(void)state;
+	if (load_yaml(&cfg,
+		      "bundles:\n  anaconda-2026: /sw//b/ana.tar.zst\n  torch_2.5: /sw/t\n"
+		      "policy:\n  default_bundle: anaconda-2026\n  min_nodes: 4\n",
+		      err) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(pl_config_validate(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.n_bundles, 2);
+	assert_string_equal(pl_config_bundle(&cfg, "anaconda-2026"), "/sw/b/ana.tar.zst");
+	assert_string_equal(pl_config_bundle(&cfg, "torch_2.5"), "/sw/t");
+	assert_null(pl_config_bundle(&cfg, "anaconda"));
+	assert_string_equal(cfg.policy_default_bundle, "anaconda-2026");
+	assert_int_equal(cfg.policy_min_nodes, 4);
+	pl_config_free(&cfg);
+}
+
+static void test_site_bundle_errors(void **state)
+{
+	struct pl_config cfg;
+	char err[ERRLEN] = "";
+
+	(void)state;
+	expect_error("bundles:\n  a: relative/x\n", "2: bundles.a", "bundle 'a': ");
+	expect_error("bundles:\n  a b: /x\n", "2: bundles.a b", "bundle name with a character");
+	expect_error("bundles:\n  a: /x\n  a: /y\n", "3: bundles.a", "bundle 'a' named twice");
+	expect_error("bundles: [/x]\n", "1: bundles", "expected a mapping NAME: /PATH");
+	assert_int_equal(load_yaml(&cfg, "policy:\n  default_bundle: nope\n", err), 0);
+	assert_int_equal(pl_config_validate(&cfg, err, sizeof(err)), -1);
+	assert_non_null(
+	    strstr(err, "policy.default_bundle: 'nope' is not one of the site's bundles"));
+	pl_config_free(&cfg);
+}
+
+static void test_site_bundles_on_the_plugstack_line(void **state)
+{
+	struct pl_config cfg;
+	char err[ERRLEN] = "";
+
+	(void)state;
+	pl_config_init_defaults(&cfg);
+	assert_int_equal(pl_config_set(&cfg, "bundles", "a=/x,b=/y/z", err, sizeof(err)), 0);
+	assert_string_equal(pl_config_bundle(&cfg, "b"), "/y/z");
+	assert_int_equal(pl_config_set(&cfg, "bundles", "a", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "expected a mapping NAME: /PATH"));
+	assert_string_equal(pl_config_bundle(&cfg, "a"), "/x");
+	assert_int_equal(pl_config_set(&cfg, "bundles", "", err, sizeof(err)), 0);
+	assert_int_equal(cfg.n_bundles, 0);
+	pl_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1295,6 +1354,9 @@ int main(void)
 	    cmocka_unit_test(test_set_overrides_the_file),
 	    cmocka_unit_test(test_set_errors),
 	    cmocka_unit_test(test_set_unknown_keys),
+	    cmocka_unit_test(test_site_bundles_and_policy_load),
+	    cmocka_unit_test(test_site_bundle_errors),
+	    cmocka_unit_test(test_site_bundles_on_the_plugstack_line),
 	    cmocka_unit_test(test_set_shows_values_safely),
 	    cmocka_unit_test(test_validate_port_order),
 	    cmocka_unit_test(test_validate_bounds_of_every_number),
