@@ -72,6 +72,19 @@ size_t pl_frame_end_len(unsigned nbundles)
 	return PL_FRAME_HEAD_LEN + (size_t)PL_FRAME_END_ENTRY * nbundles + PL_SHA256_LEN;
 }
 
+uint64_t pl_frame_release_limit(uint64_t received, const struct pl_frame_decoder *dec,
+				bool header_known, bool sealed)
+{
+	uint64_t held;
+
+	if (sealed)
+		return received;
+	if (!header_known)
+		return 0;
+	held = pl_frame_end_len(dec->h.nbundles);
+	return received > held ? received - held : 0;
+}
+
 static const char *kind_name(enum pl_frame_kind kind)
 {
 	return kind == PL_FRAME_ARCHIVE ? "archive" : "directory";
