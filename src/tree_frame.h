@@ -109,6 +109,10 @@ int pl_frame_encoder_data(struct pl_frame_encoder *enc, unsigned bundle, const v
 int pl_frame_encoder_end(struct pl_frame_encoder *enc, uint8_t *buf, size_t cap, size_t *len,
 			 char *err, size_t errlen);
 
+/* Frees the digest contexts of a session given up before its END (END frees them itself);
+ * the encoder may then be started again. */
+void pl_frame_encoder_free(struct pl_frame_encoder *enc);
+
 /* ---------------------------------------------------------------- receiving (every other node) */
 
 enum pl_frame_event {
@@ -177,6 +181,10 @@ void pl_frame_decoder_trust_digests(struct pl_frame_decoder *dec);
  * again; any further byte is an error. */
 int pl_frame_decode(struct pl_frame_decoder *dec, const uint8_t *in, size_t len, size_t *used,
 		    struct pl_frame_event_info *ev, char *err, size_t errlen);
+
+/* Frees the digest contexts of a session given up before its END (END and errors free them);
+ * the decoder may then be initialised again. */
+void pl_frame_decoder_free(struct pl_frame_decoder *dec);
 
 /* The connection closed before END: says where the stream stopped, for the node's log line
  * ("the stream stopped at offset 1234, in bundle 1 after 1000 bytes"). */

@@ -302,7 +302,7 @@ static void test_digest_definitions(void **state)
 	struct src src[2] = {{PL_FRAME_ARCHIVE, true, a, 5000}, {PL_FRAME_DIRECTORY, false, b, 77}};
 	struct stream s = {0};
 	struct pl_frame_encoder enc;
-	struct pl_sha256 ctx;
+	struct pl_sha256 ctx = {0};
 	uint8_t want[PL_SHA256_LEN];
 	size_t end = pl_frame_end_len(2);
 
@@ -443,6 +443,7 @@ static void test_truncated_stream(void **state)
 			    decode_pieces(&dec, s.p, cases[i].cut, 1, &r, err, sizeof(err)),
 			    PL_FRAME_ERROR);
 		pl_frame_decoder_eof(&dec, err, sizeof(err));
+		pl_frame_decoder_free(&dec);
 		assert_string_equal(err, cases[i].want);
 		if (cases[i].cut > 0)
 			received_free(&r);
@@ -552,6 +553,7 @@ static void raw_header(struct stream *s, unsigned n, const uint64_t *sizes)
 	}
 	assert_int_equal(pl_frame_encoder_start(&enc, &h, buf, sizeof(buf), &len, err, sizeof(err)),
 			 0);
+	pl_frame_encoder_free(&enc); /* the test writes the frames itself */
 	put(s, buf, len);
 }
 
@@ -836,6 +838,8 @@ static void test_end_is_released_only_once_sealed(void **state)
 			int last = release_pieces(&node, &ex, &s, pieces[i], sealed, &released);
 
 			assert_true(sealed ? last == PL_FRAME_END : last != PL_FRAME_END);
+			pl_frame_decoder_free(&node);
+			pl_frame_decoder_free(&ex);
 			assert_int_equal(released, sealed ? s.len : s.len - pl_frame_end_len(2));
 		}
 	}
@@ -866,6 +870,7 @@ static void test_every_flipped_bit_is_detected(void **state)
 			s.p[i] ^= (uint8_t)(1u << bit);
 			pl_frame_decoder_init(&dec, JOB, KEY, 0);
 			rc = decode_pieces(&dec, s.p, s.len, SIZE_MAX, &r, err, sizeof(err));
+			pl_frame_decoder_free(&dec);
 			if (rc == PL_FRAME_END)
 				fail_msg("flip of bit %u of byte %zu went unnoticed", bit, i);
 			received_free(&r);
@@ -915,6 +920,7 @@ static void test_encoder_refuses_bad_headers(void **state)
 	assert_string_equal(err, "header needs 40 bytes, the buffer has 39");
 	assert_int_equal(pl_frame_encoder_start(&enc, &h, buf, 40, &len, err, sizeof(err)), 0);
 	assert_int_equal(len, 40);
+	pl_frame_encoder_free(&enc);
 }
 
 static void test_encoder_refuses_what_a_child_would(void **state)
