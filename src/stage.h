@@ -56,8 +56,10 @@ struct pl_stage_fill {
 
 /* As the user: makes tree anew (replacing what a killed staging left), fills it, applies the
  * directory modes, runs a conda-pack bundle's bin/conda-unpack, and leaves a summary in msg;
- * on failure removes the tree and leaves the reason. */
-int pl_stage_make_tree(const char *tree, const struct pl_stage_fill *fill, char *msg, size_t len);
+ * on failure removes the tree and leaves the reason. *bytes_read (if not NULL): what fill
+ * counted. */
+int pl_stage_make_tree(const char *tree, const struct pl_stage_fill *fill, uint64_t *bytes_read,
+		       char *msg, size_t len);
 
 /* Removes everything the job staged on this node; logs what it could not. */
 void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user);

@@ -230,6 +230,26 @@ def test_a_bundle_bigger_than_the_ring_on_a_local_disk_is_opened_once(workdir, l
     assert printed == {n: want for n in pc.node_names()[:nodes]}
 
 
+def test_the_direct_path_counts_what_it_reads(workdir, env_bundle):
+    """tree.enabled: no: every node reads the bundle itself and says how much on its stage line.
+    (slowfs sees the three opens; the bytes it serves once: the nodes share the kernel's page
+    cache of the mount.)"""
+    pc.write_site_config(TREE_CONFIG.format(fanout=2) + "  enabled: no\n")
+    watch = pc.LogWatch()
+    job = sbatch_held(workdir, 3, pc.SHARED / env_bundle.name, "srun true")
+    pc.shared_fs_stats(reset=True)
+    release(job)
+    assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
+    size = env_bundle.stat().st_size
+    lines = stage_lines(watch, job, 3)
+    assert len(lines) == 3, lines
+    for node, f in lines.items():
+        assert f["mode"] == "direct" and f["outcome"] == "staged", (node, f)
+        assert f["shared_bytes"] == str(size), (node, f)
+    opens, served = shared_counts(pc.shared_fs_stats(), env_bundle)
+    assert opens == 3 and size <= served <= 3 * size, (opens, served)
+
+
 def slurmd_pid(node):
     return int((pc.CLUSTER_DIR / "run" / f"slurmd-{node}.pid").read_text())
 
