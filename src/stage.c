@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ struct stage_work {
 	const struct pl_config *cfg;
 	const struct pl_bundle_list *bundles;
 	char tree[PATH_MAX];
+	int count_fd; /* the user's child writes here what it read of the shared file system */
 };
 
 /* Each bundle looked up once (pl_bundle_lookup): the free-space check and the extraction use
@@ -149,8 +151,8 @@ static int fill_direct(void *ctx, int dirfd, const struct pl_extract_limits *lim
 	return rc;
 }
 
-static int fill_tree(const struct pl_stage_fill *fill, const char *tree, int dirfd, char *msg,
-		     size_t len)
+static int fill_tree(const struct pl_stage_fill *fill, const char *tree, int dirfd,
+		     uint64_t *counted, char *msg, size_t len)
 {
 	struct pl_extract_limits lim = {.max_bytes = fill->max_bytes,
 					.max_entries = fill->max_entries};
@@ -158,8 +160,11 @@ static int fill_tree(const struct pl_stage_fill *fill, const char *tree, int dir
 	struct pl_env_layout env;
 	uint64_t bytes_read = 0;
 	char why[PL_ERRLEN];
+	int rc = fill->fn(fill->ctx, dirfd, &lim, &stats, &bytes_read, msg, len);
 
-	if (fill->fn(fill->ctx, dirfd, &lim, &stats, &bytes_read, msg, len) < 0)
+	if (counted)
+		*counted = bytes_read;
+	if (rc < 0)
 		return -1;
 	if (pl_extract_finish(dirfd, why, sizeof(why)) < 0) {
 		snprintf(msg, len, "%s: %s", tree, why);
@@ -177,7 +182,8 @@ static int fill_tree(const struct pl_stage_fill *fill, const char *tree, int dir
 }
 
 /* A tree left by a staging that was killed is replaced. */
-int pl_stage_make_tree(const char *tree, const struct pl_stage_fill *fill, char *msg, size_t len)
+int pl_stage_make_tree(const char *tree, const struct pl_stage_fill *fill, uint64_t *bytes_read,
+		       char *msg, size_t len)
 {
 	char why[PL_ERRLEN];
 	int dirfd;
@@ -193,11 +199,20 @@ int pl_stage_make_tree(const char *tree, const struct pl_stage_fill *fill, char 
 		snprintf(msg, len, "%s: %s", tree, strerror(errno));
 		return -1;
 	}
-	rc = fill_tree(fill, tree, dirfd, msg, len);
+	rc = fill_tree(fill, tree, dirfd, bytes_read, msg, len);
 	close(dirfd);
 	if (rc < 0)
 		pl_remove_tree(tree, why, sizeof(why));
 	return rc;
+}
+
+/* A pipe of its own, not the report: the count goes back whether the staging worked or not; a
+ * count that cannot be written is logged as "-" and the staging stands. */
+static void send_count(int fd, uint64_t bytes_read)
+{
+	ssize_t n = write(fd, &bytes_read, sizeof(bytes_read));
+
+	(void)n;
 }
 
 /* Runs as the user. */
@@ -209,8 +224,11 @@ static int stage_as_user(void *arg, char *msg, size_t len)
 				     .max_bytes = w->cfg->stage_max_size,
 				     .max_entries = w->cfg->stage_max_entries,
 				     .nbundles = w->bundles->n};
+	uint64_t bytes_read = 0;
+	int rc = pl_stage_make_tree(w->tree, &fill, &bytes_read, msg, len);
 
-	return pl_stage_make_tree(w->tree, &fill, msg, len);
+	send_count(w->count_fd, bytes_read);
+	return rc;
 }
 
 /* ------------------------------------------------------------ root side */
@@ -278,16 +296,43 @@ static void log_stage(uint32_t job_id, const char *node, const struct stage_repo
 		r->reason ? r->reason : "");
 }
 
-/* timeout: what is left of stage.timeout (the tree may have used some of it). */
+/* What the user's child counted, -1 if it said nothing (it was killed, or never started). */
+static long long read_count(int fd)
+{
+	uint64_t n;
+
+	return read(fd, &n, sizeof(n)) == (ssize_t)sizeof(n) && n <= (uint64_t)LLONG_MAX
+		   ? (long long)n
+		   : -1;
+}
+
+/* timeout: what is left of stage.timeout (the tree may have used some of it). *shared: the
+ * bytes read from the shared file system. */
 static void stage_direct(const struct pl_config *cfg, const struct pl_user *user,
 			 const struct pl_bundle_list *list, unsigned timeout,
-			 struct pl_stage_result *res)
+			 struct pl_stage_result *res, long long *shared)
 {
 	struct stage_work work = {.cfg = cfg, .bundles = list};
+	struct pl_user_child child;
+	int fds[2];
 
+	*shared = -1;
 	snprintf(work.tree, sizeof(work.tree), "%s", res->root);
-	res->ok = pl_run_as_user(user, stage_as_user, &work, timeout ? timeout : 1, res->message,
-				 sizeof(res->message)) == 0;
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+		snprintf(res->message, sizeof(res->message), "pipe: %s", strerror(errno));
+		res->ok = false;
+		return;
+	}
+	work.count_fd = fds[1];
+	res->ok = pl_spawn_as_user(user, stage_as_user, &work, fds[1], &child, res->message,
+				   sizeof(res->message)) == 0;
+	close(fds[1]);
+	if (res->ok) {
+		res->ok = pl_user_child_finish(&child, timeout ? timeout : 1, res->message,
+					       sizeof(res->message)) == 0;
+		*shared = read_count(fds[0]);
+	}
+	close(fds[0]);
 }
 
 /* The tree needs Slurm's word that this node is one of them, and more than one node. */
@@ -325,7 +370,7 @@ static void stage_tree(const struct pl_config *cfg, const struct pl_tree_plan *p
 	r->mode = "tree";
 	if (pl_tree_start(plan, &run, r->reason_buf, sizeof(r->reason_buf)) < 0) {
 		r->reason = r->reason_buf;
-		stage_direct(cfg, plan->user, plan->bundles, cfg->stage_timeout, res);
+		stage_direct(cfg, plan->user, plan->bundles, cfg->stage_timeout, res, &r->shared);
 		r->outcome = "direct";
 		return;
 	}
@@ -339,11 +384,10 @@ static void stage_tree(const struct pl_config *cfg, const struct pl_tree_plan *p
 		snprintf(r->reason_buf, sizeof(r->reason_buf), "%s", out.message);
 		r->reason = r->reason_buf;
 		r->outcome = "direct";
-		r->shared = -1;
 		used = seconds_since(&t0);
 		stage_direct(cfg, plan->user, plan->bundles,
 			     used < cfg->stage_timeout ? cfg->stage_timeout - (unsigned)used : 0,
-			     res);
+			     res, &r->shared);
 	} else {
 		res->ok = out.result == PL_TREE_STAGED;
 		snprintf(res->message, sizeof(res->message), "%s", out.message);
@@ -372,7 +416,7 @@ static void stage_now(const struct pl_config *cfg, int basefd, uint32_t job_id,
 	if (pl_stage_job_dir(basefd, job_id, user, res->message, sizeof(res->message)) == 0) {
 		r.reason = tree_refusal(cfg, peers, &hl, &self, why, sizeof(why));
 		if (r.reason) {
-			stage_direct(cfg, user, &list, cfg->stage_timeout, res);
+			stage_direct(cfg, user, &list, cfg->stage_timeout, res, &r.shared);
 		} else {
 			struct pl_tree_plan plan = {.cfg = cfg,
 						    .context = peers->context,

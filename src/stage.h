@@ -60,8 +60,10 @@ struct pl_stage_fill {
 
 /* As the user: makes tree anew (replacing what a killed staging left), fills it, applies the
  * directory modes, runs a conda-pack bundle's bin/conda-unpack, and leaves a summary in msg;
- * on failure removes the tree and leaves the reason. */
-int pl_stage_make_tree(const char *tree, const struct pl_stage_fill *fill, char *msg, size_t len);
+ * on failure removes the tree and leaves the reason. *bytes_read (if not NULL): what fill
+ * counted. */
+int pl_stage_make_tree(const char *tree, const struct pl_stage_fill *fill, uint64_t *bytes_read,
+		       char *msg, size_t len);
 
 /* Removes everything the job staged on this node by deadline_ms (CLOCK_MONOTONIC ms,
  * pl_purge_now_ms); logs what it could not, which a later epilog's sweep removes. */

@@ -106,6 +106,7 @@ int pl_auth_payload_encode(const struct pl_auth_claim *claim, uint8_t *buf, size
 	memcpy(p + 12, claim->key, PL_FRAME_KEY_LEN);
 	put_be64(p + 12 + PL_FRAME_KEY_LEN, claim->size);
 	memcpy(p + 20 + PL_FRAME_KEY_LEN, claim->digest, PL_SHA256_LEN);
+	memcpy(p + 20 + PL_FRAME_KEY_LEN + PL_SHA256_LEN, claim->binding, PL_SHA256_LEN);
 	p = put_name(buf + PL_AUTH_PAYLOAD_FIXED, claim->sender);
 	p = put_name(p, claim->receiver);
 	*len = (size_t)(p - buf);
@@ -148,6 +149,7 @@ static int decode_fixed(const uint8_t *p, struct pl_auth_claim *claim, char *err
 		return auth_fail(err, errlen, "malformed claim: bad session key");
 	claim->size = get_be64(p + 12 + PL_FRAME_KEY_LEN);
 	memcpy(claim->digest, p + 20 + PL_FRAME_KEY_LEN, PL_SHA256_LEN);
+	memcpy(claim->binding, p + 20 + PL_FRAME_KEY_LEN + PL_SHA256_LEN, PL_SHA256_LEN);
 	return 0;
 }
 
@@ -280,6 +282,9 @@ static int check_addressing(const struct pl_auth_claim *c, const struct pl_auth_
 	if (want->sender && strcmp(c->sender, want->sender) != 0)
 		return auth_fail(err, errlen, "claim from node %s, expected %s", c->sender,
 				 want->sender);
+	if (want->binding && memcmp(c->binding, want->binding, PL_SHA256_LEN) != 0)
+		return auth_fail(err, errlen, "%s claim made for another connection (relayed?)",
+				 role_name(c->role));
 	return 0;
 }
 

@@ -1,4 +1,23 @@
 /* Authentication of the tree's connections with MUNGE: who may send a session to whom.
+ *
+ * DESIGN (threat model). Trusted: root and SlurmUser on the job's nodes, munged, the kernel.
+ * Not trusted: every other process on any node, including the job's own user and other users:
+ * they may listen on the job's ports before the prolog does (squat), connect to any port, relay
+ * bytes between connections they hold, and replay what they saw. Not covered: someone who can
+ * read or forge packets on the wire (root elsewhere, a tap on the network): the stream is not
+ * encrypted (see pylaunch(8), "Security of the tree").
+ * Argument: (1) only root or SlurmUser can make a credential (MUNGE vouches for its maker's uid),
+ * so only a prolog of the job can make a HELLO, an OPEN or a SEAL; (2) every credential names
+ * the TCP connection it is for: the binding is the SHA-256 of the child's and the parent's
+ * addresses and ports, which both ends read from their own socket (getsockname, getpeername);
+ * a relay holds two connections with different ports, so a HELLO or an OPEN it passes on names
+ * a connection other than the one it arrives over, and is refused; (3) MUNGE's replay cache and
+ * TTL stop a credential's reuse; (4) the SEAL binds the session digest: bytes of anyone else are
+ * refused at the end, and the extractor gets the END frame only after the SEAL is verified
+ * (pl_frame_release_limit), so nothing received is declared staged or run before. A squatter
+ * on a home port thus gets a HELLO it cannot use (the parent refuses it, the child moves on to
+ * the next port candidate) and never an OPEN, so never a byte of the stream.
+ *
  * Errors come back as one line in a caller buffer; no logging.
  *
  * Each credential carries a claim: a small versioned binary payload saying who made it for whom
@@ -40,9 +59,9 @@
 struct munge_ctx; /* munge_ctx_t of <munge.h> */
 
 #define PL_AUTH_MAGIC "PLAC"
-#define PL_AUTH_VERSION 1
-/* magic, version, role, 2 reserved, job, key, size, digest, two names with their lengths */
-#define PL_AUTH_PAYLOAD_FIXED (4 + 1 + 1 + 2 + 4 + PL_FRAME_KEY_LEN + 8 + PL_SHA256_LEN)
+#define PL_AUTH_VERSION 2
+/* magic, version, role, 2 reserved, job, key, size, digest, binding, two names with lengths */
+#define PL_AUTH_PAYLOAD_FIXED (4 + 1 + 1 + 2 + 4 + PL_FRAME_KEY_LEN + 8 + 2 * PL_SHA256_LEN)
 #define PL_AUTH_PAYLOAD_MAX (PL_AUTH_PAYLOAD_FIXED + 2 * (1 + PL_NODE_NAME_MAX))
 /* A MUNGE credential of the largest payload is about 1 KiB of base64 text. */
 #define PL_AUTH_CRED_MAX 4096
@@ -61,6 +80,7 @@ struct pl_auth_claim {
 	char receiver[PL_NODE_NAME_MAX + 1];
 	uint64_t size;
 	uint8_t digest[PL_SHA256_LEN];
+	uint8_t binding[PL_SHA256_LEN]; /* the TCP connection it is for (tree_bind.h) */
 };
 
 /* The claim as bytes (at most PL_AUTH_PAYLOAD_MAX) and back. Node names must be node names
@@ -101,12 +121,14 @@ struct pl_auth_expect {
 	bool check_content;		 /* then the claim's digest and size must be these: */
 	const uint8_t *digest;
 	uint64_t size;
+	const uint8_t *binding; /* the connection it came over (tree_bind.h); NULL: not checked */
 };
 
 /* Decodes cred (MUNGE refuses a bad, expired or replayed one) and checks, in this order: the
  * uid that made it is 0 or slurm_uid; the payload is a claim of this version; its role, job, key
  * and receiver are the expected ones; its sender is a node of the job (and the one expected);
- * its digest and size are the expected ones. On success the claim is in *claim (a HELLO's
+ * it was made for the connection it came over (binding); its digest and size are the expected
+ * ones. On success the claim is in *claim (a HELLO's
  * sender and offset, an OPEN's header digest). */
 int pl_auth_verify(const struct pl_auth_backend *backend, const char *cred,
 		   const struct pl_auth_expect *want, struct pl_auth_claim *claim, char *err,

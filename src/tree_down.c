@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tree_bind.h"
 #include "tree_net.h"
 #include "tree_node.h"
 
@@ -86,6 +87,8 @@ void pl_down_accept(struct pl_node *node)
 	slot->until = pl_now_ms() + (long long)cfg->tree_connect_timeout * 1000;
 	pl_peer_name(fd, slot->addr, sizeof(slot->addr));
 	pl_auth_reader_init(&slot->cred);
+	if (pl_channel_binding(fd, true, slot->binding) < 0)
+		peer_refused(node, slot, "its addresses are unknown");
 }
 
 /* ------------------------------------------------------------------ answers */
@@ -119,6 +122,7 @@ static int queue_credential(struct pl_node *node, struct pl_peer *p, enum pl_aut
 	snprintf(claim.sender, sizeof(claim.sender), "%s", pl_node_name(node, node->self));
 	snprintf(claim.receiver, sizeof(claim.receiver), "%s", pl_node_name(node, p->node));
 	memcpy(claim.digest, digest, PL_SHA256_LEN);
+	memcpy(claim.binding, p->binding, PL_SHA256_LEN);
 	rc = pl_auth_make(&node->auth, &claim, &cred, err, sizeof(err));
 	if (rc == 0)
 		rc = pl_auth_wire_encode(cred, p->out + at, sizeof(p->out) - at, &len, err,
@@ -180,7 +184,8 @@ static void read_hello(struct pl_node *node, struct pl_peer *p)
 				      .key = node->plan->key,
 				      .self = pl_node_name(node, node->self),
 				      .nodes = node->plan->nodes,
-				      .slurm_uid = node->plan->slurm_uid};
+				      .slurm_uid = node->plan->slurm_uid,
+				      .binding = p->binding};
 	uint8_t buf[512];
 	size_t n = p->cred.need - p->cred.have;
 	struct pl_auth_claim claim;

@@ -198,5 +198,5 @@ int pl_tree_extract_work(void *arg, char *msg, size_t msglen)
 	in.x = x;
 	pl_frame_decoder_init(&in.dec, x->job_id, x->key, x->max_bytes);
 	pl_frame_decoder_trust_digests(&in.dec);
-	return pl_stage_make_tree(x->tree, &fill, msg, msglen);
+	return pl_stage_make_tree(x->tree, &fill, NULL, msg, msglen);
 }

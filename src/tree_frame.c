@@ -72,6 +72,19 @@ size_t pl_frame_end_len(unsigned nbundles)
 	return PL_FRAME_HEAD_LEN + (size_t)PL_FRAME_END_ENTRY * nbundles + PL_SHA256_LEN;
 }
 
+uint64_t pl_frame_release_limit(uint64_t received, const struct pl_frame_decoder *dec,
+				bool header_known, bool sealed)
+{
+	uint64_t held;
+
+	if (sealed)
+		return received;
+	if (!header_known)
+		return 0;
+	held = pl_frame_end_len(dec->h.nbundles);
+	return received > held ? received - held : 0;
+}
+
 static const char *kind_name(enum pl_frame_kind kind)
 {
 	return kind == PL_FRAME_ARCHIVE ? "archive" : "directory";
@@ -273,7 +286,19 @@ int pl_frame_encoder_end(struct pl_frame_encoder *enc, uint8_t *buf, size_t cap,
 	return 0;
 }
 
+void pl_frame_encoder_free(struct pl_frame_encoder *enc)
+{
+	pl_sha256_free(&enc->bundle_sha);
+	pl_sha256_free(&enc->session_sha);
+}
+
 /* ---------------------------------------------------------------- decoder */
+
+void pl_frame_decoder_free(struct pl_frame_decoder *dec)
+{
+	pl_sha256_free(&dec->bundle_sha);
+	pl_sha256_free(&dec->session_sha);
+}
 
 void pl_frame_decoder_init(struct pl_frame_decoder *dec, uint32_t job_id, const char *key,
 			   uint64_t max_total)
@@ -302,6 +327,7 @@ static int decode_fail(struct pl_frame_decoder *dec, char *err, size_t errlen, c
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	pl_frame_decoder_free(dec);
 	dec->state = PL_FRAME_FAILED;
 	return PL_FRAME_ERROR;
 }
@@ -470,6 +496,7 @@ static int start_end(struct pl_frame_decoder *dec, uint64_t at, struct pl_frame_
 				   at, dec->current, dec->h.nbundles);
 	if (bundle_short(&dec->h, &dec->d, last)) {
 		bundle_short_fail(&dec->h, &dec->d, last, err, errlen);
+		pl_frame_decoder_free(dec);
 		dec->state = PL_FRAME_FAILED;
 		return PL_FRAME_ERROR;
 	}

@@ -109,6 +109,10 @@ int pl_frame_encoder_data(struct pl_frame_encoder *enc, unsigned bundle, const v
 int pl_frame_encoder_end(struct pl_frame_encoder *enc, uint8_t *buf, size_t cap, size_t *len,
 			 char *err, size_t errlen);
 
+/* Frees the digest contexts of a session given up before its END (END frees them itself);
+ * the encoder may then be started again. */
+void pl_frame_encoder_free(struct pl_frame_encoder *enc);
+
 /* ---------------------------------------------------------------- receiving (every other node) */
 
 enum pl_frame_event {
@@ -160,8 +164,9 @@ void pl_frame_decoder_init(struct pl_frame_decoder *dec, uint32_t job_id, const 
 			   uint64_t max_total);
 
 /* For a reader that only ever sees a stream another decoder has accepted: the node's extractor,
- * fed by its tree process, which appends nothing its own decoder refused, so END reaches the
- * extractor only after every digest was verified. Payload is then not hashed again (a second
+ * fed by its tree process, which appends nothing its own decoder refused and passes END on only
+ * once sealed (pl_frame_release_limit), so END reaches the extractor only after every digest and
+ * the seal were verified. Payload is then not hashed again (a second
  * SHA-256 pass per node is a sixth of a node's staging CPU at 4 nodes on 2 cores); sizes, order
  * and framing are still checked. */
 void pl_frame_decoder_trust_digests(struct pl_frame_decoder *dec);
@@ -177,9 +182,22 @@ void pl_frame_decoder_trust_digests(struct pl_frame_decoder *dec);
 int pl_frame_decode(struct pl_frame_decoder *dec, const uint8_t *in, size_t len, size_t *used,
 		    struct pl_frame_event_info *ev, char *err, size_t errlen);
 
+/* Frees the digest contexts of a session given up before its END (END and errors free them);
+ * the decoder may then be initialised again. */
+void pl_frame_decoder_free(struct pl_frame_decoder *dec);
+
 /* The connection closed before END: says where the stream stopped, for the node's log line
  * ("the stream stopped at offset 1234, in bundle 1 after 1000 bytes"). */
 void pl_frame_decoder_eof(const struct pl_frame_decoder *dec, char *err, size_t errlen);
+
+/* How many of the received bytes of a session a node may pass to its extractor. The END frame
+ * completes a session for the extractor (then it declares the tree staged and runs the user's
+ * conda-unpack), but END is consistent with whatever stream carried it: only the seal (or the
+ * root's own reader) vouches for it. So until sealed the last pl_frame_end_len() bytes received
+ * are held back (before END they are bundle bytes that the next ones release), and nothing
+ * before the header is known. */
+uint64_t pl_frame_release_limit(uint64_t received, const struct pl_frame_decoder *dec,
+				bool header_known, bool sealed);
 
 /* Is key PL_FRAME_KEY_LEN lower-case hex digits? */
 bool pl_frame_key_valid(const char *key);

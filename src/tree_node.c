@@ -135,14 +135,27 @@ static bool extractor_may_read(const struct pl_node *node)
 	return !node->plan->cfg->tree_store_and_forward || node->sealed;
 }
 
+/* Up to where the extractor may read: never the END frame before the seal is verified. */
+static uint64_t extract_limit(const struct pl_node *node)
+{
+	if (!extractor_may_read(node))
+		return 0;
+	return pl_frame_release_limit(node->ring.hi, &node->dec, node->header_known, node->sealed);
+}
+
 static void feed_extractor(struct pl_node *node)
 {
 	struct pl_extractor *ex = &node->ex;
+	uint64_t limit = extract_limit(node);
 
-	while (ex->fd >= 0 && ex->pos < node->ring.hi && extractor_may_read(node)) {
+	while (ex->fd >= 0 && ex->pos < limit) {
 		const uint8_t *data;
 		size_t len = pl_ring_peek(&node->ring, ex->pos, &data);
-		ssize_t n = write(ex->fd, data, len);
+		ssize_t n;
+
+		if (len > limit - ex->pos)
+			len = (size_t)(limit - ex->pos);
+		n = write(ex->fd, data, len);
 
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
@@ -152,7 +165,7 @@ static void feed_extractor(struct pl_node *node)
 		}
 		ex->pos += (uint64_t)n;
 	}
-	if (ex->fd >= 0 && node->stream_end && ex->pos == node->ring.hi)
+	if (ex->fd >= 0 && node->stream_end && node->sealed && ex->pos == node->ring.hi)
 		close_extractor_input(node);
 }
 
@@ -201,9 +214,7 @@ static void build_poll_set(struct pl_node *node, struct poll_set *ps)
 	ps->listen = add_fd(ps, node->listen_fd, POLLIN, NULL);
 	pl_up_poll_fd(node, &fd, &ev);
 	ps->up = add_fd(ps, fd, ev, NULL);
-	ps->ex_in =
-	    add_fd(ps, node->ex.fd,
-		   node->ex.pos < node->ring.hi && extractor_may_read(node) ? POLLOUT : 0, NULL);
+	ps->ex_in = add_fd(ps, node->ex.fd, node->ex.pos < extract_limit(node) ? POLLOUT : 0, NULL);
 	ps->ex_report = add_fd(ps, node->ex.running ? node->ex.child.report_fd : -1, POLLIN, NULL);
 	for (size_t i = 0; i < PL_TREE_MAX_PEERS; i++) {
 		struct pl_peer *p = &node->peers[i];

@@ -57,6 +57,7 @@ struct pl_upstream {
 	size_t reason_have;
 	char reason[256];
 	struct pl_auth_reader cred;
+	uint8_t binding[PL_SHA256_LEN]; /* of the connection (tree_bind.h) */
 	struct pl_auth_claim open;
 	bool open_checked;	     /* its digest was compared with the header */
 	struct pl_user_child source; /* the root's reader */
@@ -78,6 +79,7 @@ struct pl_peer {
 	int fd;
 	size_t node; /* its index, once its HELLO is verified */
 	char addr[64];
+	uint8_t binding[PL_SHA256_LEN]; /* of the connection (tree_bind.h) */
 	struct pl_auth_reader cred;
 	uint64_t pos; /* next stream offset to send */
 	bool sealed;  /* the SEAL is in out (or sent) */

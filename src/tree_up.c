@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tree_bind.h"
 #include "tree_net.h"
 #include "tree_node.h"
 #include "tree_source.h"
@@ -170,6 +171,7 @@ static int send_hello(struct pl_node *node, char *err, size_t errlen)
 		 pl_node_name(node, up->ancestors[up->which]));
 	if (node->header_known)
 		memcpy(claim.digest, node->dec.d.header, PL_SHA256_LEN);
+	memcpy(claim.binding, up->binding, PL_SHA256_LEN);
 	if (pl_auth_make(&node->auth, &claim, &cred, err, errlen) < 0)
 		return -1;
 	n = pl_auth_wire_encode(cred, wire, sizeof(wire), &len, err, errlen);
@@ -220,6 +222,10 @@ static void connected(struct pl_node *node)
 		next_candidate(node, err);
 		return;
 	}
+	if (pl_channel_binding(up->fd, false, up->binding) < 0) {
+		next_candidate(node, "the connection's addresses are unknown");
+		return;
+	}
 	if (send_hello(node, err, sizeof(err)) < 0) {
 		next_candidate(node, err);
 		return;
@@ -247,7 +253,8 @@ static void check_open(struct pl_node *node)
 				      .slurm_uid = node->plan->slurm_uid,
 				      .check_content = node->header_known,
 				      .digest = node->dec.d.header,
-				      .size = node->ring.hi};
+				      .size = node->ring.hi,
+				      .binding = up->binding};
 	char err[PL_ERRLEN];
 
 	if (pl_auth_verify(&node->auth, up->cred.text, &want, &up->open, err, sizeof(err)) < 0 ||
@@ -255,7 +262,8 @@ static void check_open(struct pl_node *node)
 		pl_error("%s job %u on %s: tree: refused the stream of %s: %s", node->plan->context,
 			 node->plan->job_id, pl_node_name(node, node->self), from,
 			 err[0] ? err : "it starts at another offset");
-		next_ancestor(node, "its OPEN credential was refused");
+		/* Maybe not our parent but a squatter on its port: try the next candidate. */
+		next_candidate(node, "its OPEN credential was refused");
 		return;
 	}
 	up->open_checked = node->header_known;
@@ -331,7 +339,7 @@ static size_t take_reply(struct pl_node *node, const uint8_t *in, size_t n)
 	rc = pl_auth_reader_feed(&up->cred, in + used, n - used, &took, err, sizeof(err));
 	used += took;
 	if (rc < 0)
-		next_ancestor(node, err);
+		next_candidate(node, err);
 	else if (rc == 1)
 		check_open(node);
 	return used;
@@ -402,7 +410,8 @@ static void check_seal(struct pl_node *node)
 				      .slurm_uid = node->plan->slurm_uid,
 				      .check_content = true,
 				      .digest = node->dec.d.session,
-				      .size = node->dec.d.total};
+				      .size = node->dec.d.total,
+				      .binding = up->binding};
 	struct pl_auth_claim claim;
 	char err[PL_ERRLEN];
 

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
 	build-essential autoconf automake libtool pkg-config
-	libslurm-dev libarchive-dev libyaml-dev libmunge-dev libcmocka-dev
+	libslurm-dev libarchive-dev libyaml-dev libmunge-dev libcmocka-dev libssl-dev
 	valgrind clang-format python3 python3-pytest
 	tar zstd xz-utils bzip2 lz4 strace
 	python3-numpy python3-scipy python3-matplotlib rsyslog

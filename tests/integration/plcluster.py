@@ -57,6 +57,16 @@ def ensure_test_user():
                        capture_output=True)
 
 
+# Another ordinary user of the nodes: the tree's adversary in the tests (squats ports, relays).
+OTHER_USER = os.environ.get("OTHER_USER", "plother")
+
+
+def ensure_other_user():
+    if subprocess.run(["id", "-u", OTHER_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-m", "-U", "-s", "/bin/bash", OTHER_USER], check=True,
+                       capture_output=True)
+
+
 def mount_shared_fs():
     ensure_test_user()
     unmount_shared_fs()

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import pathlib
 import pwd
 import re
 import shutil
@@ -230,6 +231,26 @@ def test_a_bundle_bigger_than_the_ring_on_a_local_disk_is_opened_once(workdir, l
     assert printed == {n: want for n in pc.node_names()[:nodes]}
 
 
+def test_the_direct_path_counts_what_it_reads(workdir, env_bundle):
+    """tree.enabled: no: every node reads the bundle itself and says how much on its stage line.
+    (slowfs sees the three opens; the bytes it serves once: the nodes share the kernel's page
+    cache of the mount.)"""
+    pc.write_site_config(TREE_CONFIG.format(fanout=2) + "  enabled: no\n")
+    watch = pc.LogWatch()
+    job = sbatch_held(workdir, 3, pc.SHARED / env_bundle.name, "srun true")
+    pc.shared_fs_stats(reset=True)
+    release(job)
+    assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
+    size = env_bundle.stat().st_size
+    lines = stage_lines(watch, job, 3)
+    assert len(lines) == 3, lines
+    for node, f in lines.items():
+        assert f["mode"] == "direct" and f["outcome"] == "staged", (node, f)
+        assert f["shared_bytes"] == str(size), (node, f)
+    opens, served = shared_counts(pc.shared_fs_stats(), env_bundle)
+    assert opens == 3 and size <= served <= 3 * size, (opens, served)
+
+
 def slurmd_pid(node):
     return int((pc.CLUSTER_DIR / "run" / f"slurmd-{node}.pid").read_text())
 
@@ -373,9 +394,9 @@ def test_interior_node_cut_off_for_seconds(workdir, big_bundle):
 # ---------------------------------------------------------------- who may talk to a tree
 
 def claim(job, key, sender, receiver, role=1):
-    """A HELLO claim as src/tree_auth.c encodes it."""
-    fixed = b"PLAC" + bytes([1, role, 0, 0]) + struct.pack(">I", job) + key.encode() + \
-        struct.pack(">Q", 0) + bytes(32)
+    """A HELLO claim as src/tree_auth.c encodes it (version 2: digest, then channel binding)."""
+    fixed = b"PLAC" + bytes([2, role, 0, 0]) + struct.pack(">I", job) + key.encode() + \
+        struct.pack(">Q", 0) + bytes(32) + bytes(32)
     return fixed + bytes([len(sender)]) + sender.encode() + bytes([len(receiver)]) + \
         receiver.encode()
 
@@ -427,24 +448,22 @@ def pwd_uid(user):
 
 RELAY = r"""
 import socket, sys, threading
-listen_port, target_port, flip_at = map(int, sys.argv[1:4])
+listen_port, target_port, capture = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("0.0.0.0", listen_port))
 srv.listen(8)
 print("listening", flush=True)
-def pump(a, b, flip):
-    seen = 0
+out = open(capture, "ab", buffering=0)
+lock = threading.Lock()
+def pump(a, b):
     try:
         while True:
             data = a.recv(65536)
             if not data:
                 break
-            if flip is not None and seen <= flip < seen + len(data):
-                data = bytearray(data)
-                data[flip - seen] ^= 0x01
-                data = bytes(data)
-            seen += len(data)
+            with lock:
+                out.write(data)
             b.sendall(data)
     except OSError:
         pass
@@ -456,8 +475,8 @@ def pump(a, b, flip):
 while True:
     c, _ = srv.accept()
     u = socket.create_connection(("127.0.0.1", target_port))
-    threading.Thread(target=pump, args=(c, u, None), daemon=True).start()
-    threading.Thread(target=pump, args=(u, c, flip_at), daemon=True).start()
+    threading.Thread(target=pump, args=(c, u), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c), daemon=True).start()
 """
 
 
@@ -470,17 +489,45 @@ def home_port(job, attempt=0, lo=47000, hi=47999):
     return lo + (job % r + (attempt % r) * stride) % r
 
 
-def test_flipped_byte_is_detected_and_the_node_stages_directly(workdir, env_bundle):
-    """A relay on node1 takes the job's home port (node1's tree moves to the next candidate) and
-    passes node2 the stream with one bit flipped."""
+MARKER = "pylaunch-secret-marker-7f3a91"
+
+
+@pytest.fixture
+def marked_app():
+    """A directory bundle: the root streams it as a plain tar, so its bytes are in the clear in
+    the stream, marker included."""
+    app = pc.SHARED_SRC / "marked"
+    shutil.rmtree(app, ignore_errors=True)
+    app.mkdir()
+    (app / "secret.txt").write_text(MARKER * 100 + "\n")
+    for p in (app, app / "secret.txt"):
+        shutil.chown(p, pc.TEST_USER, pc.TEST_USER)
+    return app
+
+
+def test_a_squatter_relaying_the_home_port_gets_nothing_of_the_stream(workdir, marked_app):
+    """Another user's process on node1 takes the job's home port before node1's tree (which moves
+    to the next candidate) and relays what node2 sends it to node1's real port and back. node1
+    refuses the relayed HELLO (its credential names the connection node2 made, not the relay's),
+    node2 moves on to the real port: staged by the tree, and the relay saw no byte of the
+    bundle."""
+    pc.ensure_other_user()
+    other = pwd.getpwnam(pc.OTHER_USER)
     tree_config()
     watch = pc.LogWatch()
-    job = sbatch_held(workdir, 2, pc.SHARED / env_bundle.name,
-                      "srun python3 -c 'import sys; print(sys.prefix)'")
+    job = sbatch_held(workdir, 2, pc.SHARED / marked_app.name,
+                      "srun cat $PYLAUNCH_ROOT/secret.txt")
     script = pc.SHARED_SRC / "relay.py"
     script.write_text(RELAY)
-    relay = subprocess.Popen(["bash", str(pc.CLUSTER_SH), "exec", "node1", "/usr/bin/python3",
-                              str(script), str(home_port(job)), str(home_port(job, 1)), "300000"],
+    script.chmod(0o644)
+    capture = pathlib.Path(f"/tmp/pylaunch-squatter-{job}")
+    capture.unlink(missing_ok=True)
+    capture.touch()
+    os.chown(capture, other.pw_uid, other.pw_gid)
+    relay = subprocess.Popen(["bash", str(pc.CLUSTER_SH), "exec", "node1", "setpriv",
+                              f"--reuid={other.pw_uid}", f"--regid={other.pw_gid}",
+                              "--clear-groups", "/usr/bin/python3", str(script),
+                              str(home_port(job)), str(home_port(job, 1)), str(capture)],
                              env=dict(os.environ, CLUSTER_DIR=str(pc.CLUSTER_DIR)),
                              stdout=subprocess.PIPE, text=True)
     try:
@@ -489,14 +536,17 @@ def test_flipped_byte_is_detected_and_the_node_stages_directly(workdir, env_bund
         assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
     finally:
         relay.kill()
-        subprocess.run(["pkill", "-f", str(script)], check=False)
+        subprocess.run(["pkill", "-u", pc.OTHER_USER, "-f", str(script)], check=False)
     lines = stage_lines(watch, job, 2)
-    assert lines["node1"]["outcome"] == "staged"
-    assert lines["node2"]["outcome"] == "direct", lines["node2"]
-    assert re.search(r"digest|SHA-256|does not match", lines["node2"]["reason"]), lines["node2"]
+    assert all(f["mode"] == "tree" and f["outcome"] == "staged" for f in lines.values()), lines
     assert watch.lines("node1", rf"job {job} on node1: tree process \d+: root, port "
                                 rf"{home_port(job, 1)}")
-    assert job_output(workdir, job).count("/dev/shm/pylaunch/") == 2
+    assert watch.lines("node1", r"refused a connection from .*made for another connection")
+    captured = capture.read_bytes()
+    capture.unlink()
+    assert captured, "the relay was not used"
+    assert MARKER.encode() not in captured
+    assert job_output(workdir, job).count(MARKER) == 200
 
 
 # ---------------------------------------------------------------- layers, and no PrologFlags=Alloc

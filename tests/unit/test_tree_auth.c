@@ -168,7 +168,7 @@ static void test_payload_round_trip(void **state)
 	claim_of(&c, PL_AUTH_SEAL, "node3", "node7", 123456789012345ull, 0xab);
 	assert_int_equal(pl_auth_payload_encode(&c, buf, sizeof(buf), &len, err, sizeof(err)), 0);
 	assert_int_equal(len, PL_AUTH_PAYLOAD_FIXED + 2 + 5 + 5);
-	assert_memory_equal(buf, "PLAC\x01\x03\x00\x00", 8);
+	assert_memory_equal(buf, "PLAC\x02\x03\x00\x00", 8);
 	assert_int_equal(pl_auth_payload_decode(buf, len, &back, err, sizeof(err)), 0);
 	assert_memory_equal(&back, &c, sizeof(c));
 
@@ -213,7 +213,7 @@ static void test_payload_encode_refusals(void **state)
 	memset(c.receiver, 'r', sizeof(c.receiver)); /* no terminating NUL at all */
 	assert_encode_refused(&c, PL_AUTH_PAYLOAD_MAX, "claim with a malformed node name");
 	claim_of(&c, PL_AUTH_OPEN, "a", "b", 0, 0);
-	assert_encode_refused(&c, 70, "claim needs 72 bytes, the buffer has 70");
+	assert_encode_refused(&c, 70, "claim needs 104 bytes, the buffer has 70");
 }
 
 static void assert_decode_refused(const uint8_t *buf, size_t len, const char *want)
@@ -246,7 +246,7 @@ static void test_payload_decode_refusals(void **state)
 		buf[at] = (value);                                                                 \
 		assert_decode_refused(buf, len, want);                                             \
 	} while (0)
-	MUTATED(4, 2, "claim version 2 (this node speaks 1)");
+	MUTATED(4, 1, "claim version 1 (this node speaks 2)");
 	MUTATED(5, 0, "malformed claim: unknown role 0");
 	MUTATED(5, 4, "malformed claim: unknown role 4");
 	MUTATED(7, 1, "malformed claim: reserved bytes are not zero");
@@ -346,6 +346,18 @@ static void test_verify_refusals(void **state)
 	want.sender = "node2";
 	assert_verify_fails(&c, &want, "claim from node node3, expected node2");
 	want.sender = NULL;
+
+	/* Made for another connection: a relay passed it on. */
+	{
+		uint8_t here[PL_SHA256_LEN];
+
+		memset(here, 0x11, sizeof(here));
+		want.binding = here;
+		claim_of(&c, PL_AUTH_OPEN, "node2", "node5", 0, 0);
+		memset(c.binding, 0x12, sizeof(c.binding));
+		assert_verify_fails(&c, &want, "OPEN claim made for another connection (relayed?)");
+		want.binding = NULL;
+	}
 
 	memset(digest, 0x44, sizeof(digest));
 	want.check_content = true;

@@ -302,7 +302,7 @@ static void test_digest_definitions(void **state)
 	struct src src[2] = {{PL_FRAME_ARCHIVE, true, a, 5000}, {PL_FRAME_DIRECTORY, false, b, 77}};
 	struct stream s = {0};
 	struct pl_frame_encoder enc;
-	struct pl_sha256 ctx;
+	struct pl_sha256 ctx = {0};
 	uint8_t want[PL_SHA256_LEN];
 	size_t end = pl_frame_end_len(2);
 
@@ -443,6 +443,7 @@ static void test_truncated_stream(void **state)
 			    decode_pieces(&dec, s.p, cases[i].cut, 1, &r, err, sizeof(err)),
 			    PL_FRAME_ERROR);
 		pl_frame_decoder_eof(&dec, err, sizeof(err));
+		pl_frame_decoder_free(&dec);
 		assert_string_equal(err, cases[i].want);
 		if (cases[i].cut > 0)
 			received_free(&r);
@@ -552,6 +553,7 @@ static void raw_header(struct stream *s, unsigned n, const uint64_t *sizes)
 	}
 	assert_int_equal(pl_frame_encoder_start(&enc, &h, buf, sizeof(buf), &len, err, sizeof(err)),
 			 0);
+	pl_frame_encoder_free(&enc); /* the test writes the frames itself */
 	put(s, buf, len);
 }
 
@@ -772,6 +774,82 @@ static void test_trusting_decoder_checks_framing_only(void **state)
 	free(b);
 }
 
+/* Feeds the extractor's decoder what the node's release limit lets through, one received piece at
+ * a time; returns the last event. */
+static int release_pieces(struct pl_frame_decoder *node, struct pl_frame_decoder *ex,
+			  const struct stream *s, size_t piece, bool sealed, size_t *released)
+{
+	uint64_t received = 0;
+	bool header_known = false;
+	int rc = PL_FRAME_MORE;
+	char err[ERRLEN];
+
+	*released = 0;
+	while (received < s->len) {
+		size_t n = s->len - received < piece ? s->len - received : piece, used = 0;
+		struct pl_frame_event_info ev;
+		uint64_t limit;
+
+		while (used < n) {
+			size_t u = 0;
+			int e = pl_frame_decode(node, s->p + received + used, n - used, &u, &ev,
+						err, sizeof(err));
+
+			assert_int_not_equal(e, PL_FRAME_ERROR);
+			header_known |= e == PL_FRAME_HEADER;
+			used += u;
+		}
+		received += n;
+		limit = pl_frame_release_limit(received, node, header_known, sealed);
+		assert_true(limit >= *released && limit <= received);
+		while (*released < limit && rc != PL_FRAME_END) {
+			size_t u = 0;
+
+			rc = pl_frame_decode(ex, s->p + *released, (size_t)(limit - *released), &u,
+					     &ev, err, sizeof(err));
+			assert_int_not_equal(rc, PL_FRAME_ERROR);
+			*released += u;
+		}
+	}
+	return rc;
+}
+
+/* The extractor never sees the END frame (which completes its session: staged, conda-unpack)
+ * before the seal is verified, however the stream arrives; everything before END it does see. */
+static void test_end_is_released_only_once_sealed(void **state)
+{
+	static const size_t pieces[] = {1, 7, 100, 4096, SIZE_MAX};
+	uint8_t *a = pseudo_random(5000, 11), *b = pseudo_random(300, 12);
+	struct src src[2] = {{PL_FRAME_ARCHIVE, true, a, 5000},
+			     {PL_FRAME_DIRECTORY, false, b, 300}};
+	struct stream s = {0};
+	struct pl_frame_encoder enc;
+
+	(void)state;
+	encode_session(&s, &enc, src, 2, 1000);
+	for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		struct pl_frame_decoder node, ex;
+		size_t released;
+
+		for (int sealed = 0; sealed <= 1; sealed++) {
+			pl_frame_decoder_init(&node, JOB, KEY, 0);
+			pl_frame_decoder_init(&ex, JOB, KEY, 0);
+			pl_frame_decoder_trust_digests(&ex);
+			int last = release_pieces(&node, &ex, &s, pieces[i], sealed, &released);
+
+			assert_true(sealed ? last == PL_FRAME_END : last != PL_FRAME_END);
+			pl_frame_decoder_free(&node);
+			pl_frame_decoder_free(&ex);
+			assert_int_equal(released, sealed ? s.len : s.len - pl_frame_end_len(2));
+		}
+	}
+	/* Nothing before the header is known: its bundle count says how long END is. */
+	assert_int_equal(pl_frame_release_limit(10, NULL, false, false), 0);
+	free(s.p);
+	free(a);
+	free(b);
+}
+
 /* Every single flipped bit anywhere in a session is refused: header, frame heads, payload, END. */
 static void test_every_flipped_bit_is_detected(void **state)
 {
@@ -792,6 +870,7 @@ static void test_every_flipped_bit_is_detected(void **state)
 			s.p[i] ^= (uint8_t)(1u << bit);
 			pl_frame_decoder_init(&dec, JOB, KEY, 0);
 			rc = decode_pieces(&dec, s.p, s.len, SIZE_MAX, &r, err, sizeof(err));
+			pl_frame_decoder_free(&dec);
 			if (rc == PL_FRAME_END)
 				fail_msg("flip of bit %u of byte %zu went unnoticed", bit, i);
 			received_free(&r);
@@ -841,6 +920,7 @@ static void test_encoder_refuses_bad_headers(void **state)
 	assert_string_equal(err, "header needs 40 bytes, the buffer has 39");
 	assert_int_equal(pl_frame_encoder_start(&enc, &h, buf, 40, &len, err, sizeof(err)), 0);
 	assert_int_equal(len, 40);
+	pl_frame_encoder_free(&enc);
 }
 
 static void test_encoder_refuses_what_a_child_would(void **state)
@@ -929,6 +1009,7 @@ int main(void)
 	    cmocka_unit_test(test_refuses_digest_mismatch),
 	    cmocka_unit_test(test_every_flipped_bit_is_detected),
 	    cmocka_unit_test(test_trusting_decoder_checks_framing_only),
+	    cmocka_unit_test(test_end_is_released_only_once_sealed),
 	    cmocka_unit_test(test_encoder_refuses_bad_headers),
 	    cmocka_unit_test(test_encoder_refuses_what_a_child_would),
 	    cmocka_unit_test(test_key_validity),
