@@ -25,12 +25,15 @@ struct pl_sink {
 };
 
 struct pl_config {
-	char *source;		    /* path it was read from, or "(defaults)" */
-	bool debug;		    /* debug: false */
-	char *stage_dir;	    /* stage.dir: /dev/shm/pylaunch */
-	uint64_t stage_max_size;    /* stage.max_size: 16G, extracted bytes per job and node */
+	char *source;		 /* path it was read from, or "(defaults)" */
+	bool debug;		 /* debug: false */
+	char *stage_dir;	 /* stage.dir: /dev/shm/pylaunch */
+	uint64_t stage_max_size; /* stage.max_size: 16G, extracted bytes per job and node */
+	unsigned
+	    stage_max_entries; /* stage.max_entries: 500000, extracted entries per job and node */
 	bool stage_ld_library_path; /* stage.ld_library_path: true */
 	unsigned stage_timeout;	    /* stage.timeout: 600 s, bound for staging in the prolog */
+	unsigned epilog_timeout;    /* epilog.timeout: 60 s, bound for the whole epilog */
 	bool tree_enabled;	    /* tree.enabled: true (false: every node reads itself) */
 	unsigned tree_fanout;	    /* tree.fanout: 4 (1..64) */
 	unsigned tree_port_min;	    /* tree.ports: 47000-47999 */
@@ -43,6 +46,7 @@ struct pl_config {
 	char *monitor_spool_dir;       /* monitor.spool_dir: /dev/shm/pylaunch-spool */
 	char *monitor_hook_dir; /* monitor.hook_dir: where make install put sitecustomize.py */
 	unsigned monitor_epilog_timeout; /* monitor.epilog_timeout: 30 s */
+	size_t monitor_record_max;	 /* monitor.record_max: 1 MiB, bytes of one record */
 	char **staff_groups;		 /* monitor.staff_groups: [] */
 	size_t n_staff_groups;
 	struct pl_sink *sinks; /* monitor.sinks: [] */

@@ -9,8 +9,10 @@
 #include "log.h"
 #include "monitor.h"
 #include "options.h"
+#include "options_env.h"
 #include "optparse.h"
 #include "plugin.h"
+#include "purge.h"
 #include "stage.h"
 #include "sweep.h"
 #include "tree_net.h"
@@ -59,6 +61,7 @@ static int job_script_init(spank_t sp, int ac, char **av, const char *phase, str
 		return 1;
 	}
 	pl_options_read_job_script(sp);
+	pl_options_adopt_handed_on(getenv(PL_ENV_PYBUNDLE), getenv(PL_ENV_PYMONITOR));
 	return 0;
 }
 
@@ -78,16 +81,12 @@ static int resolve_job(const struct job_script *js, struct pl_resolved *job)
 	return 0;
 }
 
-/* The submit side's key names the tree; a job from a submit host that gave
- * none still gets one, from the list itself. */
+/* The key names the tree and is derived here, by root, from the list it resolved: one from the
+ * user's environment (the submit side's PYLAUNCH key) would let every step of a job name a new
+ * tree. The same list in a step gives the same key, so the step reuses the prolog's tree. */
 static void job_key(const char *bundles, char key[PL_KEY_LEN + 1])
 {
-	const char *given = getenv(PL_ENV_PYBUNDLE_KEY);
-
-	if (pl_key_valid(given))
-		memcpy(key, given, PL_KEY_LEN + 1);
-	else
-		pl_key_of_text(bundles, key);
+	pl_key_of_text(bundles, key);
 }
 
 /* Every node of the job runs this prolog at once only with PrologFlags=Alloc; without it a
@@ -156,10 +155,25 @@ int pl_job_script_prolog(spank_t sp, int ac, char **av)
 	return rc;
 }
 
+/* The monitor's collection and spool get at most half of epilog.timeout; purge and sweep the
+ * rest. A second is kept back for the return to slurmd. */
+static void clean_up(const struct job_script *js, long long start_ms)
+{
+	const struct pl_config *cfg = pl_plugin_config();
+	long long end_ms = start_ms + 1000LL * cfg->epilog_timeout - 1000;
+
+	pl_monitor_epilog_until(cfg, js->job_id, js->user.uid, js->user.gid,
+				start_ms + 500LL * cfg->epilog_timeout);
+	pl_stage_purge(cfg, js->job_id, &js->user, end_ms);
+	pl_stage_sweep(cfg, js->job_id, end_ms);
+}
+
 int pl_job_script_epilog(spank_t sp, int ac, char **av)
 {
+	long long start_ms = pl_purge_now_ms();
 	struct job_script js;
 	struct pl_resolved job = {0};
+	double seconds;
 
 	int ready = job_script_init(sp, ac, av, "epilog", &js);
 
@@ -170,9 +184,10 @@ int pl_job_script_epilog(spank_t sp, int ac, char **av)
 	/* Always look, with the defaults if the site file broke since: steps
 	 * inside an allocation may have staged or monitored without any job
 	 * option. The imports are collected before the trees go. */
-	pl_monitor_epilog(pl_plugin_config(), js.job_id, js.user.uid, js.user.gid);
-	pl_stage_purge(pl_plugin_config(), js.job_id, &js.user);
-	pl_stage_sweep(pl_plugin_config(), js.job_id);
+	clean_up(&js, start_ms);
+	seconds = (double)(pl_purge_now_ms() - start_ms) / 1000.0;
+	pl_info("epilog job %u on %s: done in %.2f s (epilog.timeout %u s)", js.job_id, js.node,
+		seconds, pl_plugin_config()->epilog_timeout);
 	pl_resolved_free(&job);
 	return 0;
 }

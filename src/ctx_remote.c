@@ -1,5 +1,7 @@
 #include "ctx_remote.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,16 +10,19 @@
 #include <slurm/slurm.h>
 
 #include "bundle.h"
+#include "env_kind.h"
 #include "log.h"
 #include "monitor.h"
 #include "monitor_spool.h"
 #include "monitor_task.h"
 #include "options.h"
+#include "options_env.h"
 #include "optparse.h"
 #include "plugin.h"
 #include "stage.h"
 #include "task_env.h"
 #include "tree_net.h"
+#include "tree_topology.h"
 
 #define PL_ENV_VALUE_MAX 16384
 
@@ -77,14 +82,33 @@ static int resolve_step(spank_t sp)
 				  step.error, sizeof(step.error));
 }
 
-static void step_key(spank_t sp, char key[PL_KEY_LEN + 1])
+/* Derived by root from the list it resolved, never taken from the step's environment (which
+ * the user sets): see job_key in ctx_job_script.c. */
+static void step_key(char key[PL_KEY_LEN + 1])
 {
-	char given[64];
+	pl_key_of_text(step.job.pybundle, key);
+}
 
-	if (step_env(sp, PL_ENV_PYBUNDLE_KEY, given, sizeof(given)) && pl_key_valid(given))
-		memcpy(key, given, PL_KEY_LEN + 1);
-	else
-		pl_key_of_text(step.job.pybundle, key);
+/* SLURM_STEP_NODELIST is in the environment srun sent, which a user can forge. Slurm 22.05's
+ * SPANK has no item for the step's node list, but S_JOB_NNODES and S_JOB_NODEID come from the
+ * step's layout in its credential, signed by slurmctld: a list of another length is not used,
+ * and the step stages on each node by itself. (Names are not compared: NodeName need not be the
+ * host name. A forged list of the right length can only point this step's own tree at nodes
+ * that refuse it, as every tree connection is authenticated: the step then stages directly.) */
+static const char *check_step_nodelist(spank_t sp, const char *nodelist, uint32_t node_id)
+{
+	struct pl_hostlist hl = {0};
+	uint32_t nnodes = 0;
+	char why[128];
+	bool ok;
+
+	if (!nodelist || spank_get_item(sp, S_JOB_NNODES, &nnodes) != ESPANK_SUCCESS ||
+	    pl_hostlist_expand(nodelist, &hl, why, sizeof(why)) < 0)
+		return "the step's node list cannot be checked against Slurm's step layout";
+	ok = hl.n == nnodes && node_id < hl.n;
+	pl_hostlist_free(&hl);
+	return ok ? NULL
+		  : "SLURM_STEP_NODELIST does not match Slurm's step layout (its node count)";
 }
 
 /* A step's nodes start their slurmstepds together, so they can fan the bundles out among
@@ -105,6 +129,7 @@ static void step_peers(spank_t sp, struct pl_stage_peers *peers, char *nodelist,
 		return; /* the batch step runs on one node */
 	peers->nodelist = step_env(sp, "SLURM_STEP_NODELIST", nodelist, len);
 	peers->self_index = node_id;
+	peers->no_tree = check_step_nodelist(sp, peers->nodelist, node_id);
 }
 
 /* Root, in slurmstepd, before any task: the job's prolog staged these bundles
@@ -121,7 +146,7 @@ static void stage_step(spank_t sp)
 	spank_get_item(sp, S_JOB_ID, &job_id);
 	spank_get_item(sp, S_JOB_UID, &user.uid);
 	spank_get_item(sp, S_JOB_GID, &user.gid);
-	step_key(sp, key);
+	step_key(key);
 	step_peers(sp, &peers, nodelist, sizeof(nodelist));
 	if (pl_stage_ensure(pl_plugin_config(), job_id, &user, step.job.pybundle, key, &peers,
 			    &step.stage) < 0) {
@@ -161,8 +186,20 @@ static bool step_wanted(void)
 	return pl_options_used() || pl_plugin_config()->monitor_default;
 }
 
+/* A step whose srun took the options from PYLAUNCH_PYBUNDLE/PYMONITOR got no forwarded option:
+ * what srun handed on stands for it. */
+static void adopt_handed_on(spank_t sp)
+{
+	static char bundle[PL_ENV_VALUE_MAX];
+	char monitor[16];
+
+	pl_options_adopt_handed_on(step_env(sp, PL_ENV_PYBUNDLE, bundle, sizeof(bundle)),
+				   step_env(sp, PL_ENV_PYMONITOR, monitor, sizeof(monitor)));
+}
+
 int pl_remote_post_opt(spank_t sp)
 {
+	adopt_handed_on(sp);
 	if (!step_wanted() || pl_plugin_config_error())
 		return 0;
 	describe_step(sp, step.where, sizeof(step.where));
@@ -206,15 +243,24 @@ static int apply_task_env(spank_t sp, const struct pl_task_env *env)
 }
 
 /* `srun python` is resolved through this PATH by slurmstepd after task_init:
- * prepending the staged bin/ makes it run the staged interpreter. */
+ * prepending the staged bin/ makes it run the staged interpreter. The kind is read
+ * here, as the user, from the tree the staging prepared. */
 static int point_task_at_tree(spank_t sp)
 {
+	static struct pl_env_layout layout;
 	char old_path[PL_ENV_VALUE_MAX];
 	char old_ld[PL_ENV_VALUE_MAX];
+	char reason[PL_ERRLEN + PATH_MAX];
 	struct pl_task_env env;
 	int rc;
 
-	if (pl_task_env_for_root(step.stage.root, step_env(sp, "PATH", old_path, sizeof(old_path)),
+	if (pl_env_detect(step.stage.root, &layout) < 0) {
+		snprintf(reason, sizeof(reason), "--pybundle: %s: %s", step.stage.root,
+			 strerror(errno));
+		return fail_task(reason);
+	}
+	if (pl_task_env_for_tree(step.stage.root, &layout,
+				 step_env(sp, "PATH", old_path, sizeof(old_path)),
 				 step_env(sp, "LD_LIBRARY_PATH", old_ld, sizeof(old_ld)),
 				 pl_plugin_config()->stage_ld_library_path, &env) < 0)
 		return fail_task("--pybundle: out of memory");

@@ -10,6 +10,7 @@
 #include "bundle.h"
 #include "log.h"
 #include "options.h"
+#include "options_env.h"
 #include "optparse.h"
 #include "plugin.h"
 
@@ -57,9 +58,11 @@ static int hand_on(spank_t sp, const char *job_control_name, const char *env_nam
 static bool inherited_from_job(const char *raw)
 {
 	const char *list = getenv(PL_ENV_PYBUNDLE);
+	const char *from_env = getenv(PL_ENV_PYBUNDLE_FROM_ENV);
+	bool same = pl_options_pybundle_from_env() ? from_env && strcmp(from_env, raw) == 0
+						   : pl_options_inherited("pybundle", raw);
 
-	return pl_options_inherited("pybundle", raw) && list && *list &&
-	       pl_key_valid(getenv(PL_ENV_PYBUNDLE_KEY));
+	return same && list && *list && pl_key_valid(getenv(PL_ENV_PYBUNDLE_KEY));
 }
 
 static int hand_on_pybundle(spank_t sp, const char *raw)
@@ -100,6 +103,9 @@ static int hand_on_pybundle(spank_t sp, const char *raw)
 	if (hand_on(sp, PL_JOB_CONTROL_PYBUNDLE, PL_ENV_PYBUNDLE, joined) == 0 &&
 	    hand_on(sp, PL_JOB_CONTROL_PYBUNDLE_KEY, PL_ENV_PYBUNDLE_KEY, sum.key) == 0)
 		rc = 0;
+	if (rc == 0 && pl_options_pybundle_from_env() &&
+	    setenv(PL_ENV_PYBUNDLE_FROM_ENV, raw, 1) < 0)
+		rc = -1;
 out:
 	free(joined);
 	pl_bundle_list_free(&list);
@@ -111,6 +117,8 @@ int pl_submit_post_opt(spank_t sp)
 	const struct pl_request *req = pl_options_request();
 	const char *config_error = pl_plugin_config_error();
 
+	if (pl_options_from_user_env() < 0)
+		return -1;
 	if (config_error) {
 		/* A broken site file must be seen, but must not stop jobs that do
 		 * not use pylaunch; those that do are refused before queueing. */

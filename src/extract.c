@@ -19,6 +19,9 @@
 
 /* A bundle is read once, sequentially, often from a shared file system: few large reads. */
 #define READ_BLOCK (1024 * 1024)
+/* srun's check reads only the first header: a small block keeps its share of a job's reads of
+ * the shared file system to a few kilobytes, not a megabyte on top of the bundle. */
+#define PROBE_BLOCK (16 * 1024)
 /* Messages end up in a 512-byte line with a prefix and up to two names. */
 #define SHOWN_NAME_MAX 120
 #define QUOTED_MAX (SHOWN_NAME_MAX + 8)
@@ -45,6 +48,7 @@ struct quoted {
 struct extractor {
 	int dirfd;
 	uint64_t max_bytes;
+	uint64_t max_entries;
 	struct pl_extract_stats *stats;
 	char *err;
 	size_t errlen;
@@ -191,6 +195,30 @@ static int fail_cap(struct extractor *x)
 
 	format_size(x->max_bytes, size, sizeof(size));
 	return fail(x, "extracted size exceeds stage.max_size (%s)", size);
+}
+
+uint64_t pl_extract_entries(const struct pl_extract_stats *s)
+{
+	return s->files + s->dirs + s->symlinks + s->hardlinks + s->implied_dirs;
+}
+
+/* A bundle of a million empty files costs no bytes but a million of the node's inodes, which
+ * every job on the node shares. */
+static int over_entries(struct extractor *x)
+{
+	if (!x->max_entries || pl_extract_entries(x->stats) < x->max_entries)
+		return 0;
+	return fail(x,
+		    "more than %" PRIu64 " entries (files, directories and links; "
+		    "stage.max_entries) for this job on this node",
+		    x->max_entries);
+}
+
+/* Implied parents may take an entry past the cap. */
+static int over_entries_after(struct extractor *x)
+{
+	return x->max_entries && pl_extract_entries(x->stats) > x->max_entries ? over_entries(x)
+									       : 0;
 }
 
 /* archive_read_disk's messages often leave out the reason ("Can't open `x'"). */
@@ -355,6 +383,10 @@ static void classify_not_dir(int at, const char *name)
 		errno = ENOTDIR;
 }
 
+/* Parents made for entries that lack them cost inodes too; one extraction at a time per
+ * process (see extract.h), so a counter of the process serves. */
+static uint64_t implied_dirs_made;
+
 /* One component (no slash, never "." or ".."), never following it if it is a symlink. */
 static int open_component(int at, const char *name, int flags, bool create)
 {
@@ -362,7 +394,9 @@ static int open_component(int at, const char *name, int flags, bool create)
 	int fd = openat(at, name, open_flags);
 
 	if (fd < 0 && errno == ENOENT && create) {
-		if (mkdirat(at, name, 0700) < 0 && errno != EEXIST)
+		if (mkdirat(at, name, 0700) == 0)
+			implied_dirs_made++;
+		else if (errno != EEXIST)
 			return -1;
 		fd = openat(at, name, open_flags);
 	}
@@ -856,7 +890,13 @@ static int extract_entries(struct extractor *x, struct archive *a)
 	int rc;
 
 	while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
-		if (extract_entry(x, a, e) < 0 || descend_if_directory(x, a) < 0)
+		uint64_t implied_before = implied_dirs_made;
+
+		if (over_entries(x) < 0)
+			return -1;
+		rc = extract_entry(x, a, e);
+		x->stats->implied_dirs += implied_dirs_made - implied_before;
+		if (rc < 0 || over_entries_after(x) < 0 || descend_if_directory(x, a) < 0)
 			return -1;
 	}
 	return rc == ARCHIVE_EOF ? 0 : fail_header(x, a);
@@ -870,6 +910,7 @@ static void init_extractor(struct extractor *x, int dirfd, const struct pl_extra
 	memset(x, 0, sizeof(*x));
 	x->dirfd = dirfd;
 	x->max_bytes = lim ? lim->max_bytes : 0;
+	x->max_entries = lim ? lim->max_entries : 0;
 	x->stats = stats;
 	x->err = err;
 	x->errlen = errlen;
@@ -976,13 +1017,13 @@ static int open_bundle_file(struct extractor *x, const char *path)
 	return fd;
 }
 
-static int open_reader(struct extractor *x, struct archive *a, int fd)
+static int open_reader(struct extractor *x, struct archive *a, int fd, size_t block)
 {
 	struct quoted why;
 
 	if (!a)
 		return fail(x, "out of memory");
-	if (archive_read_open_fd(a, fd, READ_BLOCK) == ARCHIVE_OK)
+	if (archive_read_open_fd(a, fd, block) == ARCHIVE_OK)
 		return 0;
 	/* Opening already bids for a format. */
 	if (archive_errno(a) == FORMAT_ERRNO)
@@ -997,7 +1038,7 @@ static int probe_fd(struct extractor *x, int fd)
 	struct archive_entry *e;
 	int rc = -1;
 
-	if (open_reader(x, a, fd) < 0)
+	if (open_reader(x, a, fd, PROBE_BLOCK) < 0)
 		goto out;
 	rc = archive_read_next_header(a, &e);
 	rc = rc == ARCHIVE_OK || rc == ARCHIVE_WARN || rc == ARCHIVE_EOF ? 0 : fail_header(x, a);
@@ -1044,7 +1085,7 @@ int pl_extract_archive_fd(int fd, int dirfd, const struct pl_extract_limits *lim
 	int rc = -1;
 
 	init_extractor(&x, dirfd, lim, stats, err, errlen);
-	if (open_reader(&x, a, fd) == 0)
+	if (open_reader(&x, a, fd, READ_BLOCK) == 0)
 		rc = pl_extract_archive(a, dirfd, lim, stats, err, errlen);
 	archive_read_free(a);
 	return finish_call(&x, rc);

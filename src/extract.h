@@ -28,7 +28,8 @@
 struct archive;
 
 struct pl_extract_limits {
-	uint64_t max_bytes; /* cap on extracted data bytes, all layers together */
+	uint64_t max_bytes;   /* cap on extracted data bytes, all layers together */
+	uint64_t max_entries; /* cap on entries made (inodes: pl_extract_entries), 0: none */
 };
 
 /* Accumulated across layers. */
@@ -39,7 +40,11 @@ struct pl_extract_stats {
 	uint64_t symlinks;
 	uint64_t hardlinks;
 	uint64_t setid_stripped; /* entries whose set-uid or set-gid bit was dropped */
+	uint64_t implied_dirs;	 /* parents made for entries whose archive lacked them */
 };
+
+/* The inodes an extraction made: what stage.max_entries caps. */
+uint64_t pl_extract_entries(const struct pl_extract_stats *stats);
 
 /* Submit-time check, run as the user: can the file be read as one of the accepted formats (tar,
  * plain or compressed with gzip, zstd, xz, bzip2 or lz4; zip)? Reads the first header only. */

@@ -82,26 +82,38 @@ static void report(const struct pl_config *cfg, uint32_t job_id, uid_t uid, gid_
 	pl_job_meta_from_env(&meta, job_id, uid);
 	meta.is_staff = pl_monitor_is_staff(uid, gid, cfg->staff_groups, cfg->n_staff_groups);
 	pl_mon_node_sort(node);
-	if (!(record = pl_monitor_record(&meta, node, &len))) {
+	if (!(record = pl_monitor_record_capped(&meta, node, cfg->monitor_record_max, &len))) {
 		pl_error("monitor: job %u: out of memory building the record", job_id);
 		return;
 	}
 	sent = send_record(cfg, job_id, record, len, meta.node ? meta.node : "-", deadline_ms);
 	pl_info("monitor: job %u: %u Python processes (%u incomplete), %zu packages; record of %zu "
 		"bytes sent to %zu of %zu sinks%s",
-		job_id, node->processes, node->incomplete, node->n_packages, len, sent,
-		cfg->n_sinks, node->partial ? " (partial: monitor.epilog_timeout reached)" : "");
+		job_id, node->processes, node->incomplete, node->pkgs.n, len, sent, cfg->n_sinks,
+		node->partial ? " (partial: monitor.epilog_timeout reached)" : "");
 	free(record);
 }
 
 void pl_monitor_epilog(const struct pl_config *cfg, uint32_t job_id, uid_t uid, gid_t gid)
 {
+	pl_monitor_epilog_until(cfg, job_id, uid, gid,
+				pl_mon_now_ms() + 2000LL * cfg->monitor_epilog_timeout);
+}
+
+/* Collection and sending get monitor.epilog_timeout, within end_ms; the spool's removal gets
+ * what is left until end_ms (epilog.timeout: what stays is for a later sweep). */
+void pl_monitor_epilog_until(const struct pl_config *cfg, uint32_t job_id, uid_t uid, gid_t gid,
+			     long long end_ms)
+{
 	long long budget_ms = (long long)cfg->monitor_epilog_timeout * 1000;
 	long long deadline_ms = pl_mon_now_ms() + budget_ms;
+	long long left_ms;
 	struct pl_mon_node node;
 	char job[16];
 	int fd = pl_monitor_spool_open(cfg->monitor_spool_dir, job_id);
 
+	if (deadline_ms > end_ms)
+		deadline_ms = end_ms;
 	if (fd < 0) {
 		if (errno == ENOENT)
 			pl_debug("monitor: job %u: no spool on this node", job_id);
@@ -111,7 +123,9 @@ void pl_monitor_epilog(const struct pl_config *cfg, uint32_t job_id, uid_t uid, 
 	pl_mon_node_init(&node);
 	pl_mon_collect(fd, uid, job, deadline_ms, &node);
 	close(fd);
-	if (node.processes || node.logs_skipped)
+	/* A node whose Python ran without a hook (-I) or without a log (a full spool) is
+	 * reported too: a gap is counted, never silent. */
+	if (node.processes || node.logs_skipped || node.unlogged || node.python_tasks_unhooked)
 		report(cfg, job_id, uid, gid, &node, deadline_ms);
 	else if (node.partial)
 		pl_error("monitor: job %u: monitor.epilog_timeout reached before a log was read",
@@ -119,5 +133,7 @@ void pl_monitor_epilog(const struct pl_config *cfg, uint32_t job_id, uid_t uid, 
 	else
 		pl_debug("monitor: job %u: no Python process on this node", job_id);
 	pl_mon_node_free(&node);
-	pl_monitor_spool_remove(cfg->monitor_spool_dir, job_id, (unsigned)budget_ms);
+	left_ms = end_ms - pl_mon_now_ms();
+	pl_monitor_spool_remove(cfg->monitor_spool_dir, job_id,
+				left_ms > 0 ? (unsigned)left_ms : 1);
 }

@@ -25,7 +25,11 @@ bool pl_monitor_sampled(const struct pl_config *cfg, uint32_t job_id);
 void pl_monitor_prolog(const struct pl_config *cfg, uint32_t job_id, uid_t uid, gid_t gid);
 
 /* Epilog: if the job has a spool on this node, reads it, sends the record (when any
- * Python process left a log) and removes it. */
+ * Python process left a log, an .unlogged marker, or a Python task no log) and removes
+ * it. */
 void pl_monitor_epilog(const struct pl_config *cfg, uint32_t job_id, uid_t uid, gid_t gid);
+/* The same, all done by end_ms (pl_mon_now_ms clock): the epilog's share of epilog.timeout. */
+void pl_monitor_epilog_until(const struct pl_config *cfg, uint32_t job_id, uid_t uid, gid_t gid,
+			     long long end_ms);
 
 #endif

@@ -189,6 +189,7 @@ struct import_event {
 struct version_line {
 	char *name;
 	char *version;
+	char *dist, *origin; /* set for a "dist" line */
 };
 
 struct parse_state {
@@ -197,6 +198,8 @@ struct parse_state {
 	size_t n_events, cap_events;
 	struct version_line *versions;
 	size_t n_versions, cap_versions;
+	struct version_line *dists;
+	size_t n_dists, cap_dists;
 	bool out_of_memory;
 };
 
@@ -224,8 +227,9 @@ static int store_text(struct parse_state *st, const struct text_key *k, const st
 
 	if (value->len == 0 || value->len > k->max || !is_printable_utf8(value->s, value->len))
 		return 0;
-	if (*slot)
-		return 1; /* the first one counts */
+	if (*slot && k->offset != PROC_FIELD(main))
+		return 1; /* the first one counts; a later main (a spawn worker's) replaces */
+	free(*slot);
 	*slot = strndup(value->s, value->len);
 	return *slot ? 1 : -1;
 }
@@ -272,12 +276,63 @@ static int store_version(struct parse_state *st, const struct field *name,
 	return 1;
 }
 
+/* "dist NAME DIST VERSION ORIGIN"; DIST and VERSION "-" when the hook found none. */
+static int store_dist(struct parse_state *st, const struct field *f)
+{
+	static const char *const origins[] = {"bundle", "venv", "user", "system", "other"};
+	struct version_line *v;
+	bool known_origin = false, has_dist = !(f[2].len == 1 && f[2].s[0] == '-');
+	bool has_version = !(f[3].len == 1 && f[3].s[0] == '-');
+
+	for (size_t i = 0; i < sizeof(origins) / sizeof(origins[0]); i++)
+		known_origin |= key_is(&f[4], origins[i]);
+	if (!is_package_name(f[1].s, f[1].len) || !known_origin || f[2].len == 0 ||
+	    f[2].len > PL_MON_NAME_MAX || !is_printable_utf8(f[2].s, f[2].len) || f[3].len == 0 ||
+	    f[3].len > PL_MON_VERSION_MAX || !is_printable_utf8(f[3].s, f[3].len) ||
+	    st->n_dists >= PL_MON_IMPORTS_MAX)
+		return 0;
+	if (!grow((void **)&st->dists, &st->cap_dists, st->n_dists + 1, sizeof(*st->dists)))
+		return -1;
+	v = &st->dists[st->n_dists];
+	memset(v, 0, sizeof(*v));
+	v->name = strndup(f[1].s, f[1].len);
+	v->origin = strndup(f[4].s, f[4].len);
+	v->dist = has_dist ? strndup(f[2].s, f[2].len) : NULL;
+	v->version = has_version ? strndup(f[3].s, f[3].len) : NULL;
+	if (!v->name || !v->origin || (has_dist && !v->dist) || (has_version && !v->version)) {
+		free(v->name);
+		free(v->origin);
+		free(v->dist);
+		free(v->version);
+		return -1;
+	}
+	st->n_dists++;
+	return 1;
+}
+
 static int store_number(struct pl_mon_process *p, const struct field *key,
 			const struct field *value)
 {
-	long long *slot = key_is(key, "pid") ? &p->pid : key_is(key, "ppid") ? &p->ppid : &p->rank;
+	long long *slot = key_is(key, "pid")	     ? &p->pid
+			  : key_is(key, "ppid")	     ? &p->ppid
+			  : key_is(key, "status")    ? &p->status
+			  : key_is(key, "inherited") ? &p->inherited
+			  : key_is(key, "truncated") ? &p->truncated
+			  : key_is(key, "lost")	     ? &p->lost
+						     : &p->rank;
 
 	return parse_count(value->s, value->len, slot) ? 1 : 0;
+}
+
+static bool is_number_key(const struct field *key)
+{
+	static const char *const keys[] = {"pid",	"ppid",	     "rank", "status",
+					   "inherited", "truncated", "lost"};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (key_is(key, keys[i]))
+			return true;
+	return false;
 }
 
 static int store_time(struct pl_mon_process *p, const struct field *key, const struct field *value)
@@ -296,13 +351,17 @@ static int store_time(struct pl_mon_process *p, const struct field *key, const s
 /* 1 used or ignored (unknown key), 0 malformed, -1 out of memory. */
 static int parse_line(struct parse_state *st, const char *line, size_t len)
 {
-	struct field f[4];
+	struct field f[6];
 	size_t n;
 	const struct text_key *tk;
 
 	if (len > PL_MON_LINE_MAX || !memchr(line, '\t', len))
 		return 0;
-	n = split_fields(line, len, f, 3);
+	n = split_fields(line, len, f, 5);
+	if (n > 5)
+		return 0;
+	if (key_is(&f[0], "dist"))
+		return n == 5 ? store_dist(st, f) : 0;
 	if (n > 3)
 		return 0;
 	if (key_is(&f[0], "import") || key_is(&f[0], "unimport"))
@@ -313,7 +372,7 @@ static int parse_line(struct parse_state *st, const char *line, size_t len)
 		return 0;
 	if ((tk = find_text_key(&f[0])))
 		return store_text(st, tk, &f[1]);
-	if (key_is(&f[0], "pid") || key_is(&f[0], "ppid") || key_is(&f[0], "rank"))
+	if (is_number_key(&f[0]))
 		return store_number(st->p, &f[0], &f[1]);
 	if (key_is(&f[0], "start") || key_is(&f[0], "exit"))
 		return store_time(st->p, &f[0], &f[1]);
@@ -339,6 +398,28 @@ static int compare_imports(const void *a, const void *b)
 {
 	return strcmp(((const struct pl_mon_import *)a)->name,
 		      ((const struct pl_mon_import *)b)->name);
+}
+
+/* The installed metadata is the truth: its version replaces __version__. The first
+ * "dist" line of a name counts. */
+static void apply_dist(struct pl_mon_process *p, struct version_line *d)
+{
+	struct pl_mon_import key = {.name = d->name};
+	struct pl_mon_import *imp = p->n_imports ? bsearch(&key, p->imports, p->n_imports,
+							   sizeof(*p->imports), compare_imports)
+						 : NULL;
+
+	if (!imp || imp->origin)
+		return;
+	imp->origin = d->origin;
+	d->origin = NULL;
+	imp->dist = d->dist;
+	d->dist = NULL;
+	if (d->version) {
+		free(imp->version);
+		imp->version = d->version;
+		d->version = NULL;
+	}
 }
 
 /* The imports that stand (the last event of their name is an import), sorted by name,
@@ -374,6 +455,8 @@ static int settle_imports(struct parse_state *st)
 			st->versions[i].version = NULL;
 		}
 	}
+	for (size_t i = 0; i < st->n_dists; i++)
+		apply_dist(p, &st->dists[i]);
 	return 0;
 }
 
@@ -387,26 +470,40 @@ static void free_parse_state(struct parse_state *st)
 		free(st->versions[i].version);
 	}
 	free(st->versions);
+	for (size_t i = 0; i < st->n_dists; i++) {
+		free(st->dists[i].name);
+		free(st->dists[i].version);
+		free(st->dists[i].dist);
+		free(st->dists[i].origin);
+	}
+	free(st->dists);
 }
 
 static void process_init(struct pl_mon_process *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->pid = p->ppid = p->rank = -1;
+	p->pid = p->ppid = p->rank = p->status = -1;
 }
 
 int pl_mon_parse(const char *data, size_t len, struct pl_mon_process *p, char *err, size_t errlen)
 {
 	struct parse_state st = {.p = p};
-	size_t magic = strlen(PL_MON_FORMAT_LINE);
+	size_t magic = strlen(PL_MON_FORMAT_PREFIX);
+	const char *nul;
 	size_t pos;
 
 	process_init(p);
-	if (len <= magic || memcmp(data, PL_MON_FORMAT_LINE, magic) != 0 || data[magic] != '\n') {
-		snprintf(err, errlen, "not a log of format \"%s\"", PL_MON_FORMAT_LINE);
+	/* The hook preallocates its log: what follows the first NUL byte is unused. */
+	nul = memchr(data, '\0', len);
+	if (nul)
+		len = (size_t)(nul - data);
+	if (len <= magic + 1 || memcmp(data, PL_MON_FORMAT_PREFIX, magic) != 0 ||
+	    data[magic] < '1' || data[magic] > '0' + PL_MON_FORMAT_MAX || data[magic + 1] != '\n') {
+		snprintf(err, errlen, "not a log of format \"%s1\" to %d", PL_MON_FORMAT_PREFIX,
+			 PL_MON_FORMAT_MAX);
 		return -1;
 	}
-	for (pos = magic + 1; pos < len && !st.out_of_memory;) {
+	for (pos = magic + 2; pos < len && !st.out_of_memory;) {
 		const char *nl = memchr(data + pos, '\n', len - pos);
 		size_t line_len = nl ? (size_t)(nl - (data + pos)) : len - pos;
 		int rc = nl ? parse_line(&st, data + pos, line_len) : 0;
@@ -434,6 +531,8 @@ void pl_mon_process_free(struct pl_mon_process *p)
 	for (size_t i = 0; i < p->n_imports; i++) {
 		free(p->imports[i].name);
 		free(p->imports[i].version);
+		free(p->imports[i].dist);
+		free(p->imports[i].origin);
 	}
 	free(p->imports);
 	process_init(p);
@@ -541,59 +640,59 @@ static uint64_t hash_name(const char *s)
 	return h;
 }
 
-static size_t *index_slot(size_t *index, size_t cap, const struct pl_mon_package *packages,
+static size_t *index_slot(size_t *index, size_t cap, const struct pl_mon_package *items,
 			  const char *name)
 {
 	size_t i = (size_t)hash_name(name) & (cap - 1);
 
-	while (index[i] && strcmp(packages[index[i] - 1].name, name) != 0)
+	while (index[i] && strcmp(items[index[i] - 1].name, name) != 0)
 		i = (i + 1) & (cap - 1);
 	return &index[i];
 }
 
-static int index_grow(struct pl_mon_node *node)
+static int index_grow(struct pl_mon_table *tb)
 {
-	size_t cap = node->index_cap ? node->index_cap * 2 : 64;
+	size_t cap = tb->index_cap ? tb->index_cap * 2 : 64;
 	size_t *index;
 
-	if (node->index_cap && node->n_packages * 2 < node->index_cap)
+	if (tb->index_cap && tb->n * 2 < tb->index_cap)
 		return 0;
 	index = calloc(cap, sizeof(*index));
 	if (!index)
 		return -1;
-	for (size_t i = 0; i < node->n_packages; i++)
-		*index_slot(index, cap, node->packages, node->packages[i].name) = i + 1;
-	free(node->index);
-	node->index = index;
-	node->index_cap = cap;
+	for (size_t i = 0; i < tb->n; i++)
+		*index_slot(index, cap, tb->items, tb->items[i].name) = i + 1;
+	free(tb->index);
+	tb->index = index;
+	tb->index_cap = cap;
 	return 0;
 }
 
-/* The package called name, added if new; NULL when full (counted) or out of memory. */
-static struct pl_mon_package *package_for(struct pl_mon_node *node, const char *name, bool *oom)
+/* The entry called name, added if new; NULL when full (counted) or out of memory. */
+static struct pl_mon_package *package_for(struct pl_mon_table *tb, const char *name, bool *oom)
 {
 	struct pl_mon_package *pkg;
 	size_t *slot;
 
-	if (index_grow(node) < 0)
+	if (index_grow(tb) < 0)
 		goto fail;
-	slot = index_slot(node->index, node->index_cap, node->packages, name);
+	slot = index_slot(tb->index, tb->index_cap, tb->items, name);
 	if (*slot)
-		return &node->packages[*slot - 1];
-	if (node->n_packages >= PL_MON_PACKAGES_MAX) {
-		node->packages_dropped++;
+		return &tb->items[*slot - 1];
+	if (tb->n >= PL_MON_PACKAGES_MAX) {
+		tb->dropped++;
 		return NULL;
 	}
-	if (!grow((void **)&node->packages, &node->cap_packages, node->n_packages + 1,
-		  sizeof(*node->packages)))
+	if (!grow((void **)&tb->items, &tb->cap, tb->n + 1, sizeof(*tb->items)))
 		goto fail;
-	pkg = &node->packages[node->n_packages];
+	pkg = &tb->items[tb->n];
 	memset(pkg, 0, sizeof(*pkg));
 	tallies_init(&pkg->versions, PL_MON_VERSIONS_MAX);
+	tallies_init(&pkg->origins, PL_MON_ORIGINS_MAX);
 	if (!(pkg->name = strdup(name)))
 		goto fail;
-	node->n_packages++;
-	*slot = node->n_packages;
+	tb->n++;
+	*slot = tb->n;
 	return pkg;
 fail:
 	*oom = true;
@@ -626,11 +725,12 @@ static int add_rank(struct pl_mon_package *pkg, uint32_t rank)
 	return 0;
 }
 
-static int add_import(struct pl_mon_node *node, const struct pl_mon_process *p,
-		      const struct pl_mon_import *imp)
+/* Counts one process under the entry name of tb. */
+static int add_use(struct pl_mon_table *tb, const char *name, const struct pl_mon_process *p,
+		   const struct pl_mon_import *imp)
 {
 	bool oom = false;
-	struct pl_mon_package *pkg = package_for(node, imp->name, &oom);
+	struct pl_mon_package *pkg = package_for(tb, name, &oom);
 
 	if (!pkg)
 		return oom ? -1 : 0;
@@ -639,7 +739,84 @@ static int add_import(struct pl_mon_node *node, const struct pl_mon_process *p,
 		pkg->incomplete++;
 	if (p->rank >= 0 && add_rank(pkg, (uint32_t)p->rank) < 0)
 		return -1;
+	if (imp->dist && !pkg->distribution && !(pkg->distribution = strdup(imp->dist)))
+		return -1;
+	if (tally_add(&pkg->origins, imp->origin, NULL, NULL) < 0)
+		return -1;
 	return tally_add(&pkg->versions, imp->version, NULL, NULL);
+}
+
+static int compare_import_dists(const void *a, const void *b)
+{
+	const struct pl_mon_import *const *x = a, *const *y = b;
+
+	return strcmp((*x)->dist, (*y)->dist);
+}
+
+/* Each distribution once per process, however many of its top-level names it imported. */
+static int add_dists(struct pl_mon_node *node, const struct pl_mon_process *p)
+{
+	const struct pl_mon_import **with = calloc(p->n_imports + 1, sizeof(*with));
+	size_t n = 0;
+	int rc = 0;
+
+	if (!with)
+		return -1;
+	for (size_t i = 0; i < p->n_imports; i++)
+		if (p->imports[i].dist)
+			with[n++] = &p->imports[i];
+	if (n > 1)
+		qsort(with, n, sizeof(*with), compare_import_dists);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (i == 0 || strcmp(with[i]->dist, with[i - 1]->dist) != 0)
+			rc = add_use(&node->dists, with[i]->dist, p, with[i]);
+	free(with);
+	return rc;
+}
+
+static void table_free(struct pl_mon_table *tb)
+{
+	for (size_t i = 0; i < tb->n; i++) {
+		free(tb->items[i].name);
+		free(tb->items[i].ranks);
+		free(tb->items[i].distribution);
+		tallies_free(&tb->items[i].versions);
+		tallies_free(&tb->items[i].origins);
+	}
+	free(tb->items);
+	free(tb->index);
+	memset(tb, 0, sizeof(*tb));
+}
+
+static int compare_packages(const void *a, const void *b)
+{
+	return strcmp(((const struct pl_mon_package *)a)->name,
+		      ((const struct pl_mon_package *)b)->name);
+}
+
+static void table_sort(struct pl_mon_table *tb)
+{
+	if (tb->n > 1)
+		qsort(tb->items, tb->n, sizeof(*tb->items), compare_packages);
+	/* The index no longer matches the order: no more additions. */
+	free(tb->index);
+	tb->index = NULL;
+	tb->index_cap = 0;
+	for (size_t i = 0; i < tb->n; i++) {
+		tallies_sort(&tb->items[i].versions);
+		tallies_sort(&tb->items[i].origins);
+	}
+}
+
+static bool table_truncated(const struct pl_mon_table *tb)
+{
+	if (tb->dropped)
+		return true;
+	for (size_t i = 0; i < tb->n; i++)
+		if (tb->items[i].versions.dropped || tb->items[i].origins.dropped ||
+		    tb->items[i].ranks_truncated)
+			return true;
+	return false;
 }
 
 /* ------------------------------------------------------------------ node */
@@ -651,22 +828,51 @@ void pl_mon_node_init(struct pl_mon_node *node)
 	tallies_init(&node->mains, PL_MON_TALLY_MAX);
 	tallies_init(&node->interpreters, PL_MON_TALLY_MAX);
 	tallies_init(&node->containers, PL_MON_TALLY_MAX);
+	tallies_init(&node->statuses, PL_MON_TALLY_MAX);
 }
 
 void pl_mon_node_free(struct pl_mon_node *node)
 {
-	for (size_t i = 0; i < node->n_packages; i++) {
-		free(node->packages[i].name);
-		free(node->packages[i].ranks);
-		tallies_free(&node->packages[i].versions);
-	}
-	free(node->packages);
-	free(node->index);
+	table_free(&node->pkgs);
+	table_free(&node->dists);
 	tallies_free(&node->steps);
 	tallies_free(&node->mains);
 	tallies_free(&node->interpreters);
 	tallies_free(&node->containers);
+	tallies_free(&node->statuses);
+	free(node->log_pids);
+	free(node->task_pids);
 	pl_mon_node_init(node);
+}
+
+/* A pid to one of the node's lists (bounded: past PL_MON_PIDS_MAX the match of task
+ * notes and logs undercounts the unhooked tasks, never overcounts). */
+static int add_pid(long long **pids, size_t *n, long long pid)
+{
+	long long *grown;
+
+	if (pid < 0 || *n >= PL_MON_PIDS_MAX)
+		return 0;
+	if (!(*n & (*n + 1)) || *n == 0) {
+		grown = realloc(*pids, (*n * 2 + 2) * sizeof(**pids));
+		if (!grown)
+			return -1;
+		*pids = grown;
+	}
+	(*pids)[(*n)++] = pid;
+	return 0;
+}
+
+static int add_status(struct pl_mon_node *node, const struct pl_mon_process *p)
+{
+	char buf[24];
+
+	if (!p->exited)
+		return tally_add(&node->statuses, "killed", NULL, NULL);
+	if (p->status < 0)
+		return tally_add(&node->statuses, NULL, NULL, NULL);
+	snprintf(buf, sizeof(buf), "%lld", p->status);
+	return tally_add(&node->statuses, buf, NULL, NULL);
 }
 
 int pl_mon_node_add(struct pl_mon_node *node, const struct pl_mon_process *p)
@@ -676,50 +882,61 @@ int pl_mon_node_add(struct pl_mon_node *node, const struct pl_mon_process *p)
 		node->incomplete++;
 	if (p->forked)
 		node->forked++;
+	if (p->truncated > 0) {
+		node->processes_truncated++;
+		node->imports_truncated += (uint64_t)p->truncated;
+	}
+	node->lines_lost += p->lost > 0 ? (uint64_t)p->lost : 0;
 	if (p->start > 0 && (node->start == 0 || p->start < node->start))
 		node->start = p->start;
 	if (tally_add(&node->steps, p->step, NULL, NULL) < 0 ||
 	    tally_add(&node->mains, p->main, NULL, NULL) < 0 ||
 	    tally_add(&node->interpreters, p->executable, p->pyver, p->implementation) < 0 ||
-	    (p->container && tally_add(&node->containers, p->container, NULL, NULL) < 0))
+	    (p->container && tally_add(&node->containers, p->container, NULL, NULL) < 0) ||
+	    add_status(node, p) < 0 ||
+	    (!p->forked && add_pid(&node->log_pids, &node->n_log_pids, p->pid) < 0))
 		return -1;
 	for (size_t i = 0; i < p->n_imports; i++)
-		if (add_import(node, p, &p->imports[i]) < 0)
+		if (add_use(&node->pkgs, p->imports[i].name, p, &p->imports[i]) < 0)
 			return -1;
-	return 0;
+	return add_dists(node, p);
 }
 
-static int compare_packages(const void *a, const void *b)
+static int compare_pids(const void *a, const void *b)
 {
-	return strcmp(((const struct pl_mon_package *)a)->name,
-		      ((const struct pl_mon_package *)b)->name);
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return (x > y) - (x < y);
+}
+
+void pl_mon_node_match_tasks(struct pl_mon_node *node)
+{
+	if (node->n_log_pids > 1)
+		qsort(node->log_pids, node->n_log_pids, sizeof(*node->log_pids), compare_pids);
+	node->python_tasks_unhooked = 0;
+	for (size_t i = 0; i < node->n_task_pids; i++)
+		if (!node->n_log_pids ||
+		    !bsearch(&node->task_pids[i], node->log_pids, node->n_log_pids,
+			     sizeof(*node->log_pids), compare_pids))
+			node->python_tasks_unhooked++;
 }
 
 void pl_mon_node_sort(struct pl_mon_node *node)
 {
-	if (node->n_packages > 1)
-		qsort(node->packages, node->n_packages, sizeof(*node->packages), compare_packages);
-	/* The index no longer matches the order: no more additions. */
-	free(node->index);
-	node->index = NULL;
-	node->index_cap = 0;
-	for (size_t i = 0; i < node->n_packages; i++)
-		tallies_sort(&node->packages[i].versions);
+	table_sort(&node->pkgs);
+	table_sort(&node->dists);
 	tallies_sort(&node->steps);
 	tallies_sort(&node->mains);
 	tallies_sort(&node->interpreters);
 	tallies_sort(&node->containers);
+	tallies_sort(&node->statuses);
 }
 
 bool pl_mon_node_truncated(const struct pl_mon_node *node)
 {
-	if (node->packages_dropped || node->steps.dropped || node->mains.dropped ||
-	    node->interpreters.dropped || node->containers.dropped)
-		return true;
-	for (size_t i = 0; i < node->n_packages; i++)
-		if (node->packages[i].versions.dropped || node->packages[i].ranks_truncated)
-			return true;
-	return false;
+	return table_truncated(&node->pkgs) || table_truncated(&node->dists) ||
+	       node->steps.dropped || node->mains.dropped || node->interpreters.dropped ||
+	       node->containers.dropped || node->statuses.dropped || node->processes_truncated;
 }
 
 /* ------------------------------------------------------------------ the spool */
@@ -810,11 +1027,41 @@ done:
 	return total;
 }
 
+static bool has_suffix(const char *name, const char *suffix)
+{
+	size_t len = strlen(name), n = strlen(suffix);
+
+	return len > n && strcmp(name + len - n, suffix) == 0;
+}
+
 static bool is_log_name(const char *name)
 {
-	size_t len = strlen(name), suffix = strlen(PL_MON_LOG_SUFFIX);
+	return has_suffix(name, PL_MON_LOG_SUFFIX);
+}
 
-	return len > suffix && strcmp(name + len - suffix, PL_MON_LOG_SUFFIX) == 0;
+/* The pid a marker's name starts with ("123-ab.unlogged", "123.python-task"), or -1. */
+static long long name_pid(const char *name)
+{
+	long long pid = 0;
+	size_t i;
+
+	for (i = 0; name[i] >= '0' && name[i] <= '9' && i < 10; i++)
+		pid = pid * 10 + (name[i] - '0');
+	return i > 0 && (name[i] == '-' || name[i] == '.') ? pid : -1;
+}
+
+/* 1 when name is a marker (counted), 0 when not, -1 when memory ran out. */
+static int count_marker(struct pl_mon_node *node, const char *name)
+{
+	if (has_suffix(name, PL_MON_UNLOGGED_SUFFIX)) {
+		node->unlogged++;
+		return add_pid(&node->log_pids, &node->n_log_pids, name_pid(name)) < 0 ? -1 : 1;
+	}
+	if (has_suffix(name, PL_MON_TASK_SUFFIX) && name_pid(name) >= 0) {
+		node->python_tasks++;
+		return add_pid(&node->task_pids, &node->n_task_pids, name_pid(name)) < 0 ? -1 : 1;
+	}
+	return 0;
 }
 
 /* -1 only when memory ran out. */
@@ -867,18 +1114,21 @@ int pl_mon_collect(int dir_fd, uid_t uid, const char *job_id, long long deadline
 		goto done;
 	}
 	while ((e = readdir(dir))) {
-		if (!is_log_name(e->d_name))
+		int marker = count_marker(node, e->d_name);
+
+		if (marker == 0 && !is_log_name(e->d_name))
 			continue;
 		if (deadline_ms && pl_mon_now_ms() >= deadline_ms) {
 			node->partial = true;
 			break;
 		}
-		if (collect_one(&cs, e->d_name) < 0) {
+		if (marker < 0 || (marker == 0 && collect_one(&cs, e->d_name) < 0)) {
 			pl_error("monitor: job %s: out of memory; the record is partial", job_id);
 			node->partial = true;
 			break;
 		}
 	}
+	pl_mon_node_match_tasks(node);
 	if (cs.skipped_named > SKIP_LOG_NAMED)
 		pl_info("monitor: job %s: %u more spool files skipped", job_id,
 			cs.skipped_named - SKIP_LOG_NAMED);

@@ -17,13 +17,21 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PL_MON_FORMAT_LINE "pylaunch-monitor 1"
+/* The first line of a log: this prefix and the format, 1 (before pylaunch 2) or 2. */
+#define PL_MON_FORMAT_PREFIX "pylaunch-monitor "
+#define PL_MON_FORMAT_MAX 2
 #define PL_MON_LOG_SUFFIX ".log"
+/* Left by the hook when it could not write a log (a full spool): <pid>-<random>.unlogged. */
+#define PL_MON_UNLOGGED_SUFFIX ".unlogged"
+/* Left by task_init for a task that execs a Python interpreter: <pid>.python-task. */
+#define PL_MON_TASK_SUFFIX ".python-task"
+#define PL_MON_PIDS_MAX 65536
 /* The hook stops at 4096 packages a process; a log of 1 MiB holds far more. */
 #define PL_MON_LOG_MAX (1024 * 1024)
 #define PL_MON_LINE_MAX 8192
 #define PL_MON_NAME_MAX 256
 #define PL_MON_VERSION_MAX 128
+#define PL_MON_ORIGINS_MAX 8
 #define PL_MON_IMPORTS_MAX 8192
 /* Bounds of one node's aggregate (and so of the record): past them the record
  * says "truncated" and counts what it could not list. */
@@ -37,7 +45,9 @@
  * was an import. */
 struct pl_mon_import {
 	char *name;
-	char *version; /* the first "version" line of the name; NULL when none */
+	char *version; /* the "dist" line's version, else the first "version" line; or NULL */
+	char *dist;    /* the distribution that installed it ("dist" line); NULL when none */
+	char *origin;  /* bundle, venv, user, system, other ("dist" line); NULL when unknown */
 };
 
 /* One process, as its log tells it. Strings are NULL when the log lacks them. */
@@ -47,6 +57,10 @@ struct pl_mon_process {
 	double start; /* Unix time; 0 when absent */
 	bool exited;  /* an "exit" line: the interpreter reached its normal exit */
 	bool forked;
+	long long status;	       /* "status": the exit status; -1 when not known */
+	long long inherited;	       /* "inherited": packages a fork child got from its parent */
+	long long truncated;	       /* "truncated": packages past the hook's 4096 */
+	long long lost;		       /* "lost": lines the hook could not write */
 	struct pl_mon_import *imports; /* sorted by name, distinct */
 	size_t n_imports;
 	size_t lines_skipped;
@@ -55,7 +69,8 @@ struct pl_mon_process {
 /* Parses one log held in data (not NUL-terminated). Returns 0, or -1 with a reason in
  * err when the data is not a log of this format at all (wrong first line), or when
  * memory ran out. Lines that do not parse are skipped and counted in p->lines_skipped;
- * an unterminated last line is one of them. p need not be initialised; free it with
+ * an unterminated last line is one of them. The log ends at its first NUL byte (the
+ * hook preallocates its log with zeros). p need not be initialised; free it with
  * pl_mon_process_free() whatever the result. */
 int pl_mon_parse(const char *data, size_t len, struct pl_mon_process *p, char *err, size_t errlen);
 void pl_mon_process_free(struct pl_mon_process *p);
@@ -81,6 +96,17 @@ struct pl_mon_package {
 	size_t n_ranks, cap_ranks;
 	bool ranks_truncated;
 	struct pl_mon_tallies versions;
+	struct pl_mon_tallies origins;
+	char *distribution; /* of a package: the first distribution a process named */
+};
+
+/* Packages (or distributions) by name, with an open-addressing index. */
+struct pl_mon_table {
+	struct pl_mon_package *items;
+	size_t n, cap;
+	uint32_t dropped; /* imports of names past PL_MON_PACKAGES_MAX */
+	size_t *index;	  /* position + 1, 0 = free */
+	size_t index_cap;
 };
 
 /* What one node saw of one job. */
@@ -90,12 +116,17 @@ struct pl_mon_node {
 	uint64_t lines_skipped;
 	double start; /* earliest start of a process, 0 when none gave one */
 	bool partial; /* the deadline stopped the reading */
-	struct pl_mon_tallies steps, mains, interpreters, containers;
-	struct pl_mon_package *packages;
-	size_t n_packages, cap_packages;
-	uint32_t packages_dropped; /* imports of packages past PL_MON_PACKAGES_MAX */
-	size_t *index;		   /* open addressing over packages: position + 1, 0 = free */
-	size_t index_cap;
+	struct pl_mon_tallies steps, mains, interpreters, containers, statuses;
+	struct pl_mon_table pkgs;	 /* by import name */
+	struct pl_mon_table dists;	 /* by distribution: attr and attrs count once a process */
+	uint32_t processes_truncated;	 /* processes whose hook stopped at 4096 packages */
+	uint64_t imports_truncated;	 /* the packages they could not list */
+	uint64_t lines_lost;		 /* lines the hooks could not write (full spool) */
+	uint32_t unlogged;		 /* processes that could not write a log (.unlogged) */
+	uint32_t python_tasks;		 /* tasks that exec'd Python (task_init's notes) */
+	uint32_t python_tasks_unhooked;	 /* of those, the ones that left no log: -I, -S, -E */
+	long long *log_pids, *task_pids; /* pids of logs and .unlogged markers; of task notes */
+	size_t n_log_pids, n_task_pids;
 };
 
 void pl_mon_node_init(struct pl_mon_node *node);
@@ -108,12 +139,17 @@ void pl_mon_node_sort(struct pl_mon_node *node);
 /* True when any bound of the aggregate was reached. */
 bool pl_mon_node_truncated(const struct pl_mon_node *node);
 
+/* Counts the task notes whose pid left neither a log nor an .unlogged marker. Called by
+ * pl_mon_collect() after the last file. */
+void pl_mon_node_match_tasks(struct pl_mon_node *node);
+
 /* Reads every "*.log" directly in the spool directory dir_fd (other names, the hook's
  * .hook directory and its byte-code cache included, are left alone): regular files
  * owned by uid, of the job job_id (their "job" line), opened without following
  * symbolic links or blocking on FIFOs. Stops at deadline_ms (CLOCK_MONOTONIC, in
  * ms; 0 = none) and sets node->partial. Skipped files are logged (the first few by
- * name, then a count). Returns 0, or -1 when the directory cannot be read. */
+ * name, then a count). "*.unlogged" files and task_init's "*.python-task" notes are
+ * counted (their names only). Returns 0, or -1 when the directory cannot be read. */
 int pl_mon_collect(int dir_fd, uid_t uid, const char *job_id, long long deadline_ms,
 		   struct pl_mon_node *node);
 

@@ -13,7 +13,7 @@
 #include "monitor_collect.h"
 
 #define PL_MON_RECORD_SCHEMA "pylaunch-monitor-record"
-#define PL_MON_RECORD_VERSION 1
+#define PL_MON_RECORD_VERSION 2
 
 /* A growing text buffer; after a failed allocation it stays failed and keeps what it had. */
 struct pl_text {
@@ -60,5 +60,10 @@ void pl_monitor_rfc3339(double t, char *buf, size_t len);
  * its length. node must be sorted (pl_mon_node_sort). Free with free(). */
 char *pl_monitor_record(const struct pl_job_meta *meta, const struct pl_mon_node *node,
 			size_t *len);
+/* The same, at most max bytes (0: no bound; monitor.record_max): past it every list is
+ * cut to its most-used entries, halving until it fits, and the record says
+ * "truncated":true and counts the entries left out in dropped.record. */
+char *pl_monitor_record_capped(const struct pl_job_meta *meta, const struct pl_mon_node *node,
+			       size_t max, size_t *len);
 
 #endif

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base_dir.h"
 #include "log.h"
 #include "monitor_collect.h"
 
@@ -28,40 +29,28 @@ static int open_dir_nofollow(int at, const char *path)
 	return openat(at, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-/* The base directory, checked (and created when create is set); -1 with errno ENOENT
- * when it does not exist and create is not set (not logged), or after logging. */
+/* The base directory, checked (and created, or reclaimed from a user who planted it, when
+ * create is set: base_dir.h); -1 with errno ENOENT when it does not exist and create is not
+ * set (not logged), or after logging. */
 static int open_base(const char *spool_dir, bool create)
 {
-	struct stat st;
-	int fd = open_dir_nofollow(AT_FDCWD, spool_dir);
+	char err[512];
+	int fd;
 
-	if (fd < 0 && errno == ENOENT && create) {
-		if (mkdir(spool_dir, 0755) < 0 && errno != EEXIST) {
-			pl_error_errno(errno, "monitor: cannot create the spool %s", spool_dir);
-			return -1;
-		}
-		fd = open_dir_nofollow(AT_FDCWD, spool_dir);
-	}
-	if (fd < 0) {
-		if (errno == ENOENT && !create)
-			return -1;
-		if (errno == ELOOP || errno == ENOTDIR)
-			pl_error(
-			    "monitor: refusing the spool %s: a symbolic link or not a directory",
-			    spool_dir);
-		else
-			pl_error_errno(errno, "monitor: cannot open the spool %s", spool_dir);
+	if (create) {
+		if (pl_base_dir_open(spool_dir, "monitor.spool_dir", &fd, err, sizeof(err)) == 0)
+			return fd;
+		pl_error("monitor: %s", err);
+		errno = EIO;
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || st.st_uid != geteuid()) {
-		pl_error("monitor: refusing the spool %s: owned by uid %u, not by root; remove it",
-			 spool_dir, (unsigned)st.st_uid);
-		close(fd);
-		errno = EPERM;
-		return -1;
-	}
-	if ((st.st_mode & 07777) != 0755 && fchmod(fd, 0755) < 0)
-		pl_error_errno(errno, "monitor: chmod 0755 %s", spool_dir);
+	fd = pl_base_dir_open_existing(spool_dir);
+	if (fd < 0 && errno == EPERM)
+		pl_error("monitor: refusing the spool %s: not a directory of root's (planted?); "
+			 "the next prolog replaces it",
+			 spool_dir);
+	else if (fd < 0 && errno != ENOENT)
+		pl_error_errno(errno, "monitor: cannot open the spool %s", spool_dir);
 	return fd;
 }
 
@@ -222,14 +211,15 @@ static int copy_fd(int from, int to)
 	return 0;
 }
 
-/* Copies the installed hook into dir_fd, owned by uid:gid. */
-static int copy_hook(const char *source_dir, int dir_fd, uid_t uid, gid_t gid)
+/* Copies one file of the installed hook into dir_fd, owned by uid:gid. */
+static int copy_hook_file(const char *source_dir, const char *name, int dir_fd, uid_t uid,
+			  gid_t gid)
 {
 	char path[4096];
 	struct stat st;
 	int from = -1, to = -1, rc = -1;
 
-	snprintf(path, sizeof(path), "%s/%s", source_dir, PL_MONITOR_HOOK_FILE);
+	snprintf(path, sizeof(path), "%s/%s", source_dir, name);
 	from = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (from < 0 || fstat(from, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    st.st_size > HOOK_MAX_SIZE) {
@@ -237,8 +227,7 @@ static int copy_hook(const char *source_dir, int dir_fd, uid_t uid, gid_t gid)
 			       "monitor: the hook %s is missing (is pylaunch installed?)", path);
 		goto fail;
 	}
-	to = openat(dir_fd, PL_MONITOR_HOOK_FILE,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	to = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (to < 0 || copy_fd(from, to) < 0 || fchown(to, uid, gid) < 0 || fchmod(to, 0644) < 0) {
 		pl_error_errno(errno, "monitor: cannot copy the hook %s into the spool", path);
 		goto fail;
@@ -250,6 +239,18 @@ fail:
 	if (to >= 0)
 		close(to);
 	return rc;
+}
+
+/* The core first: without it the shims start nothing. */
+static int copy_hook(const char *source_dir, int dir_fd, uid_t uid, gid_t gid)
+{
+	static const char *const files[] = {PL_MONITOR_HOOK_CORE, PL_MONITOR_HOOK_FILE,
+					    PL_MONITOR_HOOK_USER_FILE};
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (copy_hook_file(source_dir, files[i], dir_fd, uid, gid) < 0)
+			return -1;
+	return 0;
 }
 
 /* The .hook directory of the job's spool: Python writes the hook's byte code there. */

@@ -2,9 +2,15 @@
  *
  *   <monitor.spool_dir>/              root's, 0755 (created when missing)
  *   <monitor.spool_dir>/<jobid>/      the job's user's, 0700: one log per Python process
- *   <monitor.spool_dir>/<jobid>/.hook/sitecustomize.py
- *                                     a copy of the hook, first on the tasks' PYTHONPATH;
- *                                     Python caches its byte code next to it, per job
+ *   <monitor.spool_dir>/<jobid>/.hook/pylaunch_monitor.py, sitecustomize.py,
+ *                                     usercustomize.py
+ *                                     a copy of the hook (the core and its two shims),
+ *                                     first on the tasks' PYTHONPATH; Python caches its
+ *                                     byte code next to it, per job; the site's
+ *                                     pylaunch-monitor.pth loads the core from here too
+ *   <monitor.spool_dir>/<jobid>/<pid>.python-task
+ *                                     task_init's note of a task that execs a Python
+ *                                     interpreter (counts the ones that left no log)
  *
  * The base directory is refused when it is a symbolic link or not owned by root (a user
  * could otherwise have planted it in a world-writable /dev/shm). Everything below it is
@@ -21,6 +27,8 @@
 
 #define PL_MONITOR_HOOK_DIR_NAME ".hook"
 #define PL_MONITOR_HOOK_FILE "sitecustomize.py"
+#define PL_MONITOR_HOOK_USER_FILE "usercustomize.py"
+#define PL_MONITOR_HOOK_CORE "pylaunch_monitor.py"
 
 /* Creates the job's spool, owned by uid:gid, with a copy of the hook from hook_source_dir
  * (monitor.hook_dir; a missing hook is logged, the spool is still made and the tasks

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "monitor_collect.h"
 #include "monitor_spool.h"
 
 /* Longest PYTHONPATH handled; a longer one is left alone (and the task not monitored)
@@ -139,6 +141,55 @@ fail:
 	return rc;
 }
 
+bool pl_monitor_is_python(const char *argv0)
+{
+	static const char *const names[] = {"python", "pypy"};
+	const char *base;
+
+	if (!argv0)
+		return false;
+	base = strrchr(argv0, '/');
+	base = base ? base + 1 : argv0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]);
+
+		if (strncmp(base, names[i], n) == 0 &&
+		    strspn(base + n, "0123456789.") == strlen(base + n))
+			return true;
+	}
+	return false;
+}
+
+int pl_monitor_note_python_task(const char *spool, const char *argv0, long pid)
+{
+	char path[PATH_LEN];
+	int fd;
+
+	if (!pl_monitor_is_python(argv0))
+		return 0;
+	if (snprintf(path, sizeof(path), "%s/%ld%s", spool, pid, PL_MON_TASK_SUFFIX) >=
+	    (int)sizeof(path))
+		return -1;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		pl_error_errno(errno, "monitor: cannot note the Python task in %s", spool);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The task's argv[0] (S_JOB_ARGV), or NULL. */
+static const char *task_argv0(spank_t sp)
+{
+	int argc = 0;
+	char **argv = NULL;
+
+	if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || argc < 1 || !argv)
+		return NULL;
+	return argv[0];
+}
+
 int pl_monitor_task_env(spank_t sp, const char *spool_dir, uint32_t job_id)
 {
 	char value[64];
@@ -161,5 +212,9 @@ int pl_monitor_task_env(spank_t sp, const char *spool_dir, uint32_t job_id)
 			job_id, hook_dir);
 		return 0;
 	}
-	return set_monitor_env(sp, spool, hook_dir, job_id);
+	if (set_monitor_env(sp, spool, hook_dir, job_id) < 0)
+		return -1;
+	/* task_init runs in the task's process before the exec: its pid is the program's. */
+	pl_monitor_note_python_task(spool, task_argv0(sp), (long)getpid());
+	return 0;
 }

@@ -9,7 +9,8 @@
  * of what is there (and is not added twice when an srun inherits it from its batch
  * step). A user opts a job or a step out with PYLAUNCH_MONITOR=0 (or no, off, false)
  * in its environment: then nothing is set. The hook itself also honours it, for
- * single processes. */
+ * single processes. A task whose argv[0] is a Python interpreter also gets a note in
+ * the spool (pl_monitor_note_python_task). */
 #ifndef PL_MONITOR_TASK_H
 #define PL_MONITOR_TASK_H
 
@@ -27,6 +28,16 @@
  * do (opted out, no spool or no hook on this node: logged); -1 after logging an error
  * (the task should still run: monitoring never fails a task). */
 int pl_monitor_task_env(spank_t sp, const char *spool_dir, uint32_t job_id);
+
+/* Whether argv0 names a Python interpreter: its base name is python or pypy followed
+ * by nothing but digits and dots (python3, python3.11). */
+bool pl_monitor_is_python(const char *argv0);
+
+/* When argv0 is Python, leaves the empty note <spool>/<pid>.python-task: the epilog
+ * counts the tasks that exec'd Python directly and left no log (python -I, -S, -E).
+ * pl_monitor_task_env() calls it with the task's S_JOB_ARGV and pid. 0, or -1 after
+ * logging. */
+int pl_monitor_note_python_task(const char *spool, const char *argv0, long pid);
 
 /* True for "0", "no", "off", "false" in any case, surrounding blanks allowed. */
 bool pl_monitor_opted_out(const char *value);

@@ -130,6 +130,16 @@ int pl_options_read_job_script(spank_t sp)
 	return rc;
 }
 
+int pl_options_set_pybundle(const char *arg)
+{
+	return set_pybundle(arg);
+}
+
+int pl_options_set_pymonitor(const char *arg, bool forwarded)
+{
+	return set_pymonitor(arg, forwarded);
+}
+
 const struct pl_request *pl_options_request(void)
 {
 	return &request;

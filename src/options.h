@@ -24,6 +24,10 @@
 int pl_options_register(spank_t sp);
 /* Prolog/epilog: slurm_spank_init is not called there, so no callback ran. */
 int pl_options_read_job_script(spank_t sp);
+/* As if the option had been given (the same checks): for a value that came another way
+ * (options_env.c). */
+int pl_options_set_pybundle(const char *arg);
+int pl_options_set_pymonitor(const char *arg, bool forwarded);
 const struct pl_request *pl_options_request(void);
 bool pl_options_used(void);
 /* True when arg is the job's own value of the option, inherited by an srun

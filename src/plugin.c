@@ -1,4 +1,4 @@
-#include "pl_build.h" /* configure: PL_DEFAULT_CONFIG, PL_BUILT_SLURM_* */
+#include "pl_build.h" /* configure: PL_DEFAULT_CONFIG, PL_BUILT_SLURM_RELEASE */
 
 #include "plugin.h"
 
@@ -38,23 +38,9 @@ const char *pl_plugin_config_error(void)
 	return plugin.ok ? NULL : plugin.error;
 }
 
-int pl_plugin_check_slurm_version(spank_t sp)
+const char *pl_plugin_built_for(void)
 {
-	char *major = NULL;
-	char *minor = NULL;
-	char built[32];
-	char running[32];
-
-	if (spank_get_item(sp, S_SLURM_VERSION_MAJOR, &major) != ESPANK_SUCCESS ||
-	    spank_get_item(sp, S_SLURM_VERSION_MINOR, &minor) != ESPANK_SUCCESS)
-		return 0;
-	snprintf(built, sizeof(built), "%d.%02d", PL_BUILT_SLURM_MAJOR, PL_BUILT_SLURM_MINOR);
-	snprintf(running, sizeof(running), "%s.%02d", major, atoi(minor));
-	if (strcmp(built, running) == 0)
-		return 0;
-	pl_error("built for Slurm %s but loaded by Slurm %s: rebuild pylaunch against this release",
-		 built, running);
-	return -1;
+	return PL_BUILT_SLURM_RELEASE;
 }
 
 void pl_plugin_unload(void)

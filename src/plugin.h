@@ -13,8 +13,10 @@ void pl_plugin_load(int ac, char **av);
 const struct pl_config *pl_plugin_config(void);
 /* NULL when the configuration is good. */
 const char *pl_plugin_config_error(void);
-/* Slurm's plugin ABI changes with every major release; a mismatch is logged. */
-int pl_plugin_check_slurm_version(spank_t sp);
+/* The Slurm release of the headers the plugin was built with, e.g. "24.11.5". Slurm loads a
+ * plugin only when it was built for its own major release (plugin_version), so the one line
+ * that says it at load is all a site needs to find a plugin left over from an upgrade. */
+const char *pl_plugin_built_for(void);
 void pl_plugin_unload(void);
 
 #endif

@@ -1,6 +1,10 @@
 /* pylaunch: SPANK entry points. A thin dispatcher: each context has a file. */
+#include <slurm/slurm_errno.h>
+#include <slurm/slurm_version.h>
 #include <slurm/spank.h>
+#include <unistd.h>
 
+#include "base_dir.h"
 #include "ctx_job_script.h"
 #include "ctx_remote.h"
 #include "ctx_submit.h"
@@ -10,17 +14,44 @@
 
 SPANK_PLUGIN(pylaunch, 1)
 
+/* The base directories are made (or reclaimed from a user who planted them) as soon as
+ * slurmd starts, so that a user racing the first prolog after a reboot finds them taken. */
+static void make_bases(void)
+{
+	const struct pl_config *cfg = pl_plugin_config();
+	const char *path[2] = {cfg->stage_dir, cfg->monitor_spool_dir};
+	const char *what[2] = {"stage.dir", "monitor.spool_dir"};
+	char err[512];
+	int fd;
+
+	for (int i = 0; i < 2; i++) {
+		if (pl_base_dir_open(path[i], what[i], &fd, err, sizeof(err)) == 0)
+			close(fd);
+		else
+			pl_error("%s", err);
+	}
+}
+
+#if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(25, 5, 0)
+/* From 25.05 a required plugin whose slurm_spank_init fails in slurmstepd drains the node
+ * unless it says otherwise: a step pylaunch refuses (a bad request, a failed staging) is the
+ * job's failure, never the node's. */
+int slurm_spank_init_failure_mode = ESPANK_JOB_FAILURE;
+#endif
+
 /* slurmd context: nothing to do for a job, but a broken site file is worth a
- * line in the slurmd log at start-up. Never fail here: a required plugin that
- * fails in slurmd stops slurmd. */
+ * line in the slurmd log at start-up, and the base directories are made. Never
+ * fail here: a required plugin that fails in slurmd stops slurmd. */
 static int slurmd_init(spank_t sp, int ac, char **av)
 {
 	pl_plugin_load(ac, av);
-	pl_plugin_check_slurm_version(sp);
 	if (pl_plugin_config_error())
-		pl_error("site configuration: %s", pl_plugin_config_error());
+		pl_error("loaded, built for Slurm %s; site configuration: %s",
+			 pl_plugin_built_for(), pl_plugin_config_error());
 	else
-		pl_info("loaded; site configuration %s", pl_plugin_config()->source);
+		pl_info("loaded, built for Slurm %s; site configuration %s", pl_plugin_built_for(),
+			pl_plugin_config()->source);
+	make_bases();
 	return 0;
 }
 

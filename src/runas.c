@@ -5,14 +5,20 @@
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Bound of the one-by-one close when close_range is unavailable and the limit is huge. */
+#define PL_FD_SCAN_MAX 65535
+#define STOP_GRACE_MS 2000
 
 static int set_user_groups(const struct pl_user *user, char *err, size_t errlen)
 {
@@ -47,10 +53,25 @@ int pl_become_user(const struct pl_user *user, char *err, size_t errlen)
 	return 0;
 }
 
-/* Whatever root had open (slurmd's sockets, its log) must not reach the user's
- * side, least of all a program it runs (conda-unpack): only the report pipe
- * and the caller's data fd (or -1) stay. */
-static void close_inherited_fds(int report_fd, int data_fd)
+/* fds lo..hi closed; close_range(2) can be missing (kernels before 5.9) or refused (seccomp):
+ * then one by one, up to the descriptor limit, so nothing of the daemon's stays open. */
+static void close_fd_range(unsigned lo, unsigned hi)
+{
+	struct rlimit rl;
+	unsigned last = hi;
+
+	if (lo > hi || close_range(lo, hi, 0) == 0)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur <= (rlim_t)hi)
+		last = rl.rlim_cur ? (unsigned)rl.rlim_cur - 1 : 0;
+	if (last > PL_FD_SCAN_MAX)
+		last = PL_FD_SCAN_MAX;
+	for (unsigned fd = lo; fd <= last && fd >= lo; fd++)
+		close((int)fd);
+}
+
+void pl_close_inherited_fds(int report_fd, int data_fd)
 {
 	int lo = report_fd < data_fd ? report_fd : data_fd;
 	int hi = report_fd < data_fd ? data_fd : report_fd;
@@ -58,31 +79,33 @@ static void close_inherited_fds(int report_fd, int data_fd)
 
 	if (lo >= 3) {
 		if ((unsigned)lo > from)
-			close_range(from, (unsigned)lo - 1, 0);
+			close_fd_range(from, (unsigned)lo - 1);
 		from = (unsigned)lo + 1;
 	}
-	if ((unsigned)hi > from)
-		close_range(from, (unsigned)hi - 1, 0);
-	close_range((unsigned)hi + 1 > from ? (unsigned)hi + 1 : from, ~0U, 0);
+	if (hi >= 3 && (unsigned)hi > from)
+		close_fd_range(from, (unsigned)hi - 1);
+	close_fd_range(hi >= 0 && (unsigned)hi + 1 > from ? (unsigned)hi + 1 : from, ~0U);
 }
 
-/* The child never returns: it reports "0" or "1<message>" and exits. */
-static void run_child(int fd, int data_fd, const struct pl_user *user, pl_user_work_fn work,
-		      void *arg)
+/* The work's process, pid 1 of its own PID namespace: when it ends, or is killed, the kernel
+ * kills every process left in the namespace, so nothing the work started (conda-unpack and a
+ * setsid child of it) outlives it. It never returns: reports "0" or "1<message>" and exits. */
+static void run_work(int fd, int alive_fd, const struct pl_user *user, pl_user_work_fn work,
+		     void *arg)
 {
-	pid_t parent = getppid();
+	struct pollfd p = {.fd = alive_fd, .events = POLLIN};
 	char msg[1024];
 	int rc;
 
-	close_inherited_fds(fd, data_fd);
 	msg[0] = '0';
 	msg[1] = '\0';
 	rc = pl_become_user(user, msg + 1, sizeof(msg) - 1);
-	/* An orphaned child must not outlive a killed prolog. Set after the change of identity,
-	 * which clears it, and checked against a parent that died before it took effect. */
+	/* An orphaned work must not outlive a killed prolog. Set after the change of identity,
+	 * which clears it; the parent's end of alive_fd is closed when it has died already. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
+	if (poll(&p, 1, 0) != 0)
 		_exit(1);
+	close(alive_fd);
 	if (rc == 0)
 		rc = work(arg, msg + 1, sizeof(msg) - 1);
 	if (rc < 0)
@@ -90,6 +113,65 @@ static void run_child(int fd, int data_fd, const struct pl_user *user, pl_user_w
 	if (write(fd, msg, strlen(msg)) < 0)
 		_exit(3);
 	_exit(rc < 0 ? 1 : 0);
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void request_stop(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* Ends as the work ended: its exit status, or its signal. */
+_Noreturn static void exit_like(int status)
+{
+	if (WIFSIGNALED(status)) {
+		signal(WTERMSIG(status), SIG_DFL);
+		kill(getpid(), WTERMSIG(status));
+		_exit(128 + WTERMSIG(status));
+	}
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
+/* The child root forked: makes the namespace and waits for the work in it. SIGTERM (the
+ * parent's timeout) kills the work, and so the whole namespace, before this one goes; a
+ * SIGKILL instead still ends the work through its PR_SET_PDEATHSIG. */
+static void run_child(int fd, int data_fd, const struct pl_user *user, pl_user_work_fn work,
+		      void *arg)
+{
+	struct sigaction sa = {.sa_handler = request_stop};
+	pid_t parent = getppid();
+	int alive[2];
+	int status;
+	pid_t pid;
+
+	pl_close_inherited_fds(fd, data_fd);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent || pipe2(alive, O_CLOEXEC) < 0)
+		_exit(1);
+	/* Without CAP_SYS_ADMIN (an unprivileged test) the work runs in this namespace. */
+	(void)unshare(CLONE_NEWPID);
+	pid = fork();
+	if (pid == 0) {
+		close(alive[1]);
+		run_work(fd, alive[0], user, work, arg);
+	}
+	close(alive[0]);
+	close(fd);
+	if (data_fd >= 0)
+		close(data_fd);
+	if (pid < 0)
+		_exit(1);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			_exit(1);
+		if (stop_requested)
+			kill(pid, SIGKILL);
+	}
+	exit_like(status);
 }
 
 static long long now_ms(void)
@@ -140,6 +222,23 @@ static int reap(pid_t pid)
 		if (errno != EINTR)
 			return -1;
 	return status;
+}
+
+/* SIGTERM first: the child then kills the work's namespace and waits until every process in
+ * it is gone; SIGKILL if it has not ended after STOP_GRACE_MS. The caller reaps it. */
+static void stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	for (int waited = 0; waited < STOP_GRACE_MS; waited += 10) {
+		siginfo_t info = {0};
+
+		/* WNOWAIT: the caller reaps it. */
+		if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    info.si_pid == pid)
+			return;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
 }
 
 int pl_spawn_as_user(const struct pl_user *user, pl_user_work_fn work, void *arg, int data_fd,
@@ -197,7 +296,7 @@ int pl_user_child_finish(struct pl_user_child *child, unsigned timeout, char *ms
 	close(child->report_fd);
 	child->report_fd = -1;
 	if (timed_out == 1)
-		kill(child->pid, SIGKILL);
+		stop(child->pid);
 	status = reap(child->pid);
 	child->pid = -1;
 	if (timed_out == 1) {
@@ -210,7 +309,7 @@ int pl_user_child_finish(struct pl_user_child *child, unsigned timeout, char *ms
 void pl_user_child_kill(struct pl_user_child *child)
 {
 	if (child->pid > 0) {
-		kill(child->pid, SIGKILL);
+		stop(child->pid);
 		reap(child->pid);
 		child->pid = -1;
 	}

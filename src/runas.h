@@ -3,7 +3,15 @@
  * Nothing a user names is opened as root: the prolog, the epilog and slurmstepd
  * fork a child that takes the user's gid, supplementary groups and uid for good,
  * does the work, and reports one line back through a pipe. The parent bounds
- * the time and kills the child if it overruns. */
+ * the time and kills the child if it overruns.
+ *
+ * The work runs as pid 1 of a PID namespace of its own (the forked child makes it and
+ * waits): when the work ends or is killed, the kernel kills whatever it started, a
+ * setsid'd daemon of a bundle's conda-unpack included, so nothing a user put in a
+ * bundle outlives the staging. Every descriptor of the daemon but the report pipe
+ * and the data fd is closed in the child (close_range, or one by one where it fails).
+ * The child is a fork of slurmd or slurmstepd (an exec'd helper would not hold the
+ * daemon's memory: not done). */
 #ifndef PL_RUNAS_H
 #define PL_RUNAS_H
 
@@ -40,6 +48,10 @@ int pl_spawn_as_user(const struct pl_user *user, pl_user_work_fn work, void *arg
 int pl_user_child_finish(struct pl_user_child *child, unsigned timeout, char *msg, size_t msglen);
 /* Kills and reaps a child whose outcome no longer matters. */
 void pl_user_child_kill(struct pl_user_child *child);
+
+/* The child's closing of the daemon's descriptors: all but 0-2, report_fd and data_fd
+ * (-1: none). Exposed for the unit tests. */
+void pl_close_inherited_fds(int report_fd, int data_fd);
 
 /* The child's half, exposed for the unit tests (which run unprivileged): takes
  * gid, groups and uid of user, in that order, and checks root cannot return. */

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "env_kind.h"
+#include "env_prepare.h"
 #include "extract.h"
 #include "log.h"
 #include "purge.h"
@@ -20,6 +22,12 @@
 
 #define STATUS_OK "ok"
 #define STATUS_ERROR "error "
+/* In .state/<jobid>: what the job's stagings on this node took ("BYTES ENTRIES"), and the
+ * lock they take turns on (keys are 16 hex digits: no clash). */
+#define USAGE_FILE "usage"
+#define JOB_LOCK "job"
+/* The end of a summary, written by the user side and read by root for the budget. */
+#define USAGE_TAG "; took %" PRIu64 " bytes, %" PRIu64 " entries"
 
 /* ------------------------------------------------------------ user side */
 
@@ -104,56 +112,22 @@ static int extract_one(const char *path, const struct looked_up *l, int dirfd,
 	return rc;
 }
 
-/* A conda-pack bundle fixes its prefixes with bin/conda-unpack, once per node. */
-static int run_conda_unpack(const char *tree, char *msg, size_t len)
-{
-	char script[PATH_MAX];
-	char path_env[PATH_MAX + 32];
-	int status;
-	pid_t pid;
-
-	snprintf(script, sizeof(script), "%s/bin/conda-unpack", tree);
-	if (access(script, X_OK) < 0)
-		return 0;
-	snprintf(path_env, sizeof(path_env), "PATH=%s/bin:/usr/bin:/bin", tree);
-	pid = fork();
-	if (pid == 0) {
-		char *argv[] = {script, NULL};
-		char *envp[] = {path_env, "LC_ALL=C.UTF-8", NULL};
-		int devnull = open("/dev/null", O_RDWR);
-
-		if (devnull >= 0) {
-			dup2(devnull, 0);
-			dup2(devnull, 1);
-			dup2(devnull, 2);
-		}
-		if (chdir(tree) == 0)
-			execve(script, argv, envp);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0) {
-		snprintf(msg, len, "%s: bin/conda-unpack failed (status %d)", tree,
-			 pid < 0 ? -1 : status);
-		return -1;
-	}
-	return 0;
-}
-
 static double mib(uint64_t bytes)
 {
 	return (double)bytes / (1024.0 * 1024.0);
 }
 
+/* Starts "kind=NAME;": the root side reads it back for its log (pl_env_kind_of_summary). */
 static void summarise(const struct pl_extract_stats *s, uint64_t bytes_read, size_t bundles,
-		      char *msg, size_t len)
+		      enum pl_env_kind kind, char *msg, size_t len)
 {
 	snprintf(msg, len,
-		 "%zu bundle(s), read %.1f MiB, wrote %.1f MiB in %" PRIu64 " files, %" PRIu64
-		 " dirs, %" PRIu64 " symlinks, %" PRIu64 " hard links; %" PRIu64
+		 "kind=%s; %zu bundle(s), read %.1f MiB, wrote %.1f MiB in %" PRIu64
+		 " files, %" PRIu64 " dirs, %" PRIu64 " symlinks, %" PRIu64 " hard links; %" PRIu64
 		 " set-id bits stripped",
-		 bundles, mib(bytes_read), mib(s->bytes), s->files, s->dirs, s->symlinks,
-		 s->hardlinks, s->setid_stripped);
+		 pl_env_kind_name(kind), bundles, mib(bytes_read), mib(s->bytes), s->files, s->dirs,
+		 s->symlinks, s->hardlinks, s->setid_stripped);
+	snprintf(msg + strlen(msg), len - strlen(msg), USAGE_TAG, s->bytes, pl_extract_entries(s));
 }
 
 static int fill_direct(void *ctx, int dirfd, const struct pl_extract_limits *lim,
@@ -178,8 +152,10 @@ static int fill_direct(void *ctx, int dirfd, const struct pl_extract_limits *lim
 static int fill_tree(const struct pl_stage_fill *fill, const char *tree, int dirfd, char *msg,
 		     size_t len)
 {
-	struct pl_extract_limits lim = {.max_bytes = fill->max_bytes};
+	struct pl_extract_limits lim = {.max_bytes = fill->max_bytes,
+					.max_entries = fill->max_entries};
 	struct pl_extract_stats stats = {0};
+	struct pl_env_layout env;
 	uint64_t bytes_read = 0;
 	char why[PL_ERRLEN];
 
@@ -189,9 +165,14 @@ static int fill_tree(const struct pl_stage_fill *fill, const char *tree, int dir
 		snprintf(msg, len, "%s: %s", tree, why);
 		return -1;
 	}
-	if (run_conda_unpack(tree, msg, len) < 0)
+	/* After the last tier: the kind is the merged tree's. */
+	if (pl_env_detect(tree, &env) < 0) {
+		snprintf(msg, len, "%s: %s", tree, strerror(errno));
 		return -1;
-	summarise(&stats, bytes_read, fill->nbundles, msg, len);
+	}
+	if (pl_env_prepare(&env, msg, len) < 0)
+		return -1;
+	summarise(&stats, bytes_read, fill->nbundles, env.kind, msg, len);
 	return 0;
 }
 
@@ -226,6 +207,7 @@ static int stage_as_user(void *arg, char *msg, size_t len)
 	struct pl_stage_fill fill = {.fn = fill_direct,
 				     .ctx = (void *)w->bundles,
 				     .max_bytes = w->cfg->stage_max_size,
+				     .max_entries = w->cfg->stage_max_entries,
 				     .nbundles = w->bundles->n};
 
 	return pl_stage_make_tree(w->tree, &fill, msg, len);
@@ -282,14 +264,17 @@ static void log_stage(uint32_t job_id, const char *node, const struct stage_repo
 {
 	struct timespec end;
 	char shared[32] = "-";
+	char kind[16] = "-";
 
 	clock_gettime(CLOCK_REALTIME, &end);
+	if (res->ok)
+		pl_env_kind_of_summary(res->message, kind, sizeof(kind));
 	if (r->shared >= 0)
 		snprintf(shared, sizeof(shared), "%lld", r->shared);
 	pl_info("stage job=%u node=%s mode=%s role=%s parent=%s outcome=%s bytes=%" PRIu64
-		" shared_bytes=%s start=%.3f end=%.3f seconds=%.2f reason=\"%s\"",
+		" shared_bytes=%s kind=%s start=%.3f end=%.3f seconds=%.2f reason=\"%s\"",
 		job_id, node, r->mode, r->role, r->parent, res->ok ? r->outcome : "failed",
-		r->bytes, shared, epoch(&r->start), epoch(&end), res->seconds,
+		r->bytes, shared, kind, epoch(&r->start), epoch(&end), res->seconds,
 		r->reason ? r->reason : "");
 }
 
@@ -409,6 +394,76 @@ static void stage_now(const struct pl_config *cfg, int basefd, uint32_t job_id,
 	pl_bundle_list_free(&list);
 }
 
+/* ------------------------------------------------------------ the job's budget */
+
+struct usage {
+	uint64_t bytes;
+	uint64_t entries;
+};
+
+static void usage_read(int statefd, struct usage *u)
+{
+	char text[64];
+
+	memset(u, 0, sizeof(*u));
+	if (pl_stage_status_read(statefd, USAGE_FILE, text, sizeof(text)) == 0 &&
+	    sscanf(text, "%" SCNu64 " %" SCNu64, &u->bytes, &u->entries) != 2)
+		memset(u, 0, sizeof(*u));
+}
+
+/* What a staging took, from its summary; a failed staging removed its tree and took nothing. */
+static void usage_add(int statefd, struct usage *u, const struct pl_stage_result *res)
+{
+	const char *tag = strstr(res->message, "; took ");
+	uint64_t bytes, entries;
+	char text[64];
+
+	if (!res->ok || !tag ||
+	    sscanf(tag, "; took %" SCNu64 " bytes, %" SCNu64 " entries", &bytes, &entries) != 2)
+		return;
+	u->bytes += bytes;
+	u->entries += entries;
+	snprintf(text, sizeof(text), "%" PRIu64 " %" PRIu64, u->bytes, u->entries);
+	if (pl_stage_status_write(statefd, USAGE_FILE, text) < 0)
+		pl_error_errno(errno, "cannot record the staging budget");
+}
+
+/* The configuration a staging runs with: the caps less what the job's earlier stagings on this
+ * node took. -1 with the reason when nothing is left. */
+static int capped_config(const struct pl_config *cfg, const struct usage *u,
+			 struct pl_config *capped, struct pl_stage_result *res)
+{
+	*capped = *cfg;
+	if (u->bytes >= cfg->stage_max_size || u->entries >= cfg->stage_max_entries) {
+		snprintf(res->message, sizeof(res->message),
+			 "this job's earlier stagings on this node took its whole budget "
+			 "(%" PRIu64 " of stage.max_size %" PRIu64 " bytes, %" PRIu64
+			 " of stage.max_entries %u entries)",
+			 u->bytes, cfg->stage_max_size, u->entries, cfg->stage_max_entries);
+		return -1;
+	}
+	capped->stage_max_size = cfg->stage_max_size - u->bytes;
+	capped->stage_max_entries = cfg->stage_max_entries - (unsigned)u->entries;
+	return 0;
+}
+
+/* A cap that bit on what earlier stagings left says so: "more than 400 entries" alone would
+ * puzzle a user whose site allows 1000. */
+static void explain_cap(const struct pl_config *cfg, const struct usage *u,
+			struct pl_stage_result *res)
+{
+	size_t len = strlen(res->message);
+
+	if (res->ok || (!u->bytes && !u->entries) ||
+	    (!strstr(res->message, "stage.max_entries") && !strstr(res->message, "stage.max_size")))
+		return;
+	snprintf(res->message + len, sizeof(res->message) - len,
+		 " (what this job's earlier stagings on this node left of stage.max_size %" PRIu64
+		 " bytes and stage.max_entries %u: they took %" PRIu64 " bytes, %" PRIu64
+		 " entries)",
+		 cfg->stage_max_size, cfg->stage_max_entries, u->bytes, u->entries);
+}
+
 static void record_status(int statefd, const char *key, const struct pl_stage_result *res)
 {
 	char text[PL_ERRLEN + 16];
@@ -424,6 +479,8 @@ int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct p
 		    struct pl_stage_result *res)
 {
 	char status[PL_ERRLEN + 16];
+	struct pl_config capped;
+	struct usage used;
 	int basefd = -1;
 	int statefd = -1;
 	int lockfd = -1;
@@ -434,9 +491,10 @@ int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct p
 	if (pl_stage_base_open(cfg->stage_dir, &basefd, res->message, sizeof(res->message)) < 0 ||
 	    pl_stage_state_open(basefd, job_id, &statefd, res->message, sizeof(res->message)) < 0)
 		goto out;
-	lockfd = pl_stage_lock(statefd, key);
+	lockfd = pl_stage_lock(statefd, JOB_LOCK);
 	if (lockfd < 0) {
-		snprintf(res->message, sizeof(res->message), "lock %s: %s", key, strerror(errno));
+		snprintf(res->message, sizeof(res->message), "lock %s: %s", JOB_LOCK,
+			 strerror(errno));
 		goto out;
 	}
 	rc = 0;
@@ -445,7 +503,12 @@ int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct p
 		result_from_status(status, res);
 		goto out;
 	}
-	stage_now(cfg, basefd, job_id, user, bundles, key, peers, res);
+	usage_read(statefd, &used);
+	if (capped_config(cfg, &used, &capped, res) == 0) {
+		stage_now(&capped, basefd, job_id, user, bundles, key, peers, res);
+		explain_cap(cfg, &used, res);
+		usage_add(statefd, &used, res);
+	}
 	record_status(statefd, key, res);
 out:
 	if (lockfd >= 0)
@@ -459,18 +522,21 @@ out:
 
 struct purge_work {
 	char job_dir[PATH_MAX];
+	long long deadline_ms; /* 0: none */
 };
 
 static int purge_as_user(void *arg, char *msg, size_t len)
 {
 	struct purge_work *w = arg;
 
-	return pl_empty_tree(w->job_dir, msg, len);
+	return pl_empty_tree_until(w->job_dir, w->deadline_ms, msg, len);
 }
 
-void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user)
+void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user,
+		    long long deadline_ms)
 {
-	struct purge_work work;
+	struct purge_work work = {.deadline_ms = deadline_ms};
+	long long left_ms = deadline_ms - pl_purge_now_ms();
 	char msg[PL_ERRLEN] = "";
 	char name[16];
 	struct stat st;
@@ -480,11 +546,15 @@ void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct p
 		return;
 	snprintf(name, sizeof(name), "%u", job_id);
 	snprintf(work.job_dir, sizeof(work.job_dir), "%s/%s", cfg->stage_dir, name);
+	/* The child stops itself at the deadline; the kill a second later is the backstop. */
 	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
-	    pl_run_as_user(user, purge_as_user, &work, cfg->stage_timeout, msg, sizeof(msg)) < 0)
-		pl_error("epilog job %u: purge of %s incomplete: %s", job_id, work.job_dir, msg);
+	    pl_run_as_user(user, purge_as_user, &work,
+			   left_ms > 0 ? (unsigned)(left_ms / 1000) + 1 : 1, msg, sizeof(msg)) < 0)
+		pl_error("epilog job %u: purge of %s incomplete, left for a later sweep: %s",
+			 job_id, work.job_dir, msg);
 	pl_stage_remove_job_entries(basefd, job_id);
 	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		pl_error("epilog job %u: %s is left behind", job_id, work.job_dir);
+		pl_error("epilog job %u: %s is left behind for a later sweep", job_id,
+			 work.job_dir);
 	close(basefd);
 }

@@ -35,7 +35,10 @@ struct pl_stage_result {
 };
 
 /* Makes sure the bundles (comma list, absolute) under key are staged for the
- * job on this node, staging them now if no one has. Returns -1 only for a
+ * job on this node, staging them now if no one has. Every staging of the job on the node
+ * (the prolog's, each step's other bundles) draws on one budget of stage.max_size bytes
+ * and stage.max_entries entries, kept by root in .state/<jobid>/usage; the stagings of a
+ * job on a node take turns. Returns -1 only for a
  * fault of the node itself (the stage base cannot be made); a user's bad
  * bundle returns 0 with res->ok false and the reason recorded for task_init. */
 int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user,
@@ -51,6 +54,7 @@ struct pl_stage_fill {
 	pl_stage_fill_fn fn;
 	void *ctx;
 	uint64_t max_bytes;
+	uint64_t max_entries;
 	size_t nbundles;
 };
 
@@ -59,7 +63,9 @@ struct pl_stage_fill {
  * on failure removes the tree and leaves the reason. */
 int pl_stage_make_tree(const char *tree, const struct pl_stage_fill *fill, char *msg, size_t len);
 
-/* Removes everything the job staged on this node; logs what it could not. */
-void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user);
+/* Removes everything the job staged on this node by deadline_ms (CLOCK_MONOTONIC ms,
+ * pl_purge_now_ms); logs what it could not, which a later epilog's sweep removes. */
+void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user,
+		    long long deadline_ms);
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base_dir.h"
 #include "log.h"
 
 #define STATE_DIR ".state"
@@ -39,48 +40,9 @@ static int open_or_make_dir(int atfd, const char *name, mode_t mode, int *fd)
 	return *fd < 0 ? -1 : 0;
 }
 
-/* O_DIRECTORY|O_NOFOLLOW on a symlink fails with ENOTDIR: say what is there. */
-static const char *describe_open_failure(int atfd, const char *name)
-{
-	int saved = errno;
-	struct stat st;
-
-	if ((saved == ENOTDIR || saved == ELOOP) &&
-	    fstatat(atfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		return S_ISLNK(st.st_mode) ? "is a symbolic link" : "is not a directory";
-	return strerror(saved);
-}
-
 int pl_stage_base_open(const char *base, int *fd, char *err, size_t errlen)
 {
-	char parent[4096];
-	char *slash;
-	int pfd;
-
-	if (snprintf(parent, sizeof(parent), "%s", base) >= (int)sizeof(parent) ||
-	    !(slash = strrchr(parent, '/'))) {
-		snprintf(err, errlen, "stage.dir %s: not an absolute path", base);
-		return -1;
-	}
-	*slash = '\0';
-	/* The parent (/dev/shm) is the site's; only the last level is ours. */
-	pfd = open(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (pfd < 0) {
-		snprintf(err, errlen, "stage.dir parent %s: %s", parent, strerror(errno));
-		return -1;
-	}
-	if (open_or_make_dir(pfd, slash + 1, 0755, fd) < 0) {
-		snprintf(err, errlen, "stage.dir %s: %s", base,
-			 describe_open_failure(pfd, slash + 1));
-		close(pfd);
-		return -1;
-	}
-	close(pfd);
-	if (check_root_dir(*fd, base, err, errlen) < 0) {
-		close(*fd);
-		return -1;
-	}
-	return 0;
+	return pl_base_dir_open(base, "stage.dir", fd, err, errlen);
 }
 
 /* Only root can write the base, so anything but a directory at <jobid> was

@@ -17,7 +17,8 @@
 
 #include "runas.h"
 
-/* Opens the base, creating it (and its parent, e.g. /dev/shm) if missing. */
+/* Opens the base, creating it if missing and reclaiming what a user planted there
+ * (base_dir.h). */
 int pl_stage_base_open(const char *base, int *fd, char *err, size_t errlen);
 /* Creates (or accepts an existing, correctly owned) <jobid> for the user. */
 int pl_stage_job_dir(int basefd, uint32_t job_id, const struct pl_user *user, char *err,

@@ -1,66 +1,28 @@
 #include "sweep.h"
 
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <slurm/slurm.h>
-#include <slurm/slurm_errno.h>
-
+#include "base_dir.h"
 #include "log.h"
+#include "monitor_spool.h"
 #include "optparse.h"
+#include "purge.h"
+#include "slurm_child.h"
 #include "stage.h"
 #include "stage_dir.h"
 
-typedef int (*load_job_fn)(job_info_msg_t **resp, uint32_t job_id, uint16_t show_flags);
-typedef void (*free_job_fn)(job_info_msg_t *msg);
-
-/* Looked up at run time, not linked: the plugin must load in every Slurm
- * process (srun, sbatch, slurmd, slurmstepd) with BIND_NOW, and only the
- * epilog needs these. */
-static struct {
-	load_job_fn load;
-	free_job_fn free;
-} api;
-
-static bool find_slurm_api(void)
-{
-	api.load = (load_job_fn)dlsym(RTLD_DEFAULT, "slurm_load_job");
-	api.free = (free_job_fn)dlsym(RTLD_DEFAULT, "slurm_free_job_info_msg");
-	return api.load && api.free;
-}
-
-/* 1: over or unknown to slurmctld; 0: still alive; -1: cannot tell. */
-static int job_is_over(uint32_t job_id)
-{
-	job_info_msg_t *msg = NULL;
-	uint32_t state;
-
-	if (api.load(&msg, job_id, SHOW_ALL) != 0)
-		return errno == ESLURM_INVALID_JOB_ID ? 1 : -1;
-	if (!msg || msg->record_count == 0) {
-		if (msg)
-			api.free(msg);
-		return 1;
-	}
-	state = msg->job_array[0].job_state;
-	api.free(msg);
-	if (state & JOB_COMPLETING)
-		return 0;
-	switch (state & JOB_STATE_BASE) {
-	case JOB_PENDING:
-	case JOB_RUNNING:
-	case JOB_SUSPENDED:
-		return 0;
-	default:
-		return 1;
-	}
-}
+/* Jobs other than the current one that left a stage tree or a monitor spool on this node. */
+struct leftovers {
+	uint32_t ids[PL_SLURM_MAX_JOBS];
+	size_t n;
+};
 
 static bool job_id_of(const char *name, uint32_t *job_id)
 {
@@ -77,42 +39,110 @@ static bool job_id_of(const char *name, uint32_t *job_id)
 	return true;
 }
 
-static void sweep_one(const struct pl_config *cfg, int basefd, const char *name, uint32_t job_id)
+static void add_leftover(struct leftovers *l, uint32_t job_id)
 {
-	struct stat st;
-	struct pl_user owner;
-
-	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-		return;
-	if (job_is_over(job_id) != 1)
-		return;
-	owner.uid = st.st_uid;
-	owner.gid = st.st_gid;
-	pl_info("epilog: removing the leftover stage tree of ended job %u", job_id);
-	pl_stage_purge(cfg, job_id, &owner);
+	for (size_t i = 0; i < l->n; i++)
+		if (l->ids[i] == job_id)
+			return;
+	if (l->n < PL_SLURM_MAX_JOBS)
+		l->ids[l->n++] = job_id;
 }
 
-void pl_stage_sweep(const struct pl_config *cfg, uint32_t current_job)
+/* The job directories under one base (at most PL_SLURM_MAX_JOBS a sweep). */
+static void find_in_base(int basefd, uint32_t current_job, struct leftovers *l)
 {
-	char err[PL_ERRLEN];
 	struct dirent *de;
+	struct stat st;
 	uint32_t job_id;
-	int basefd;
-	DIR *dir;
+	DIR *dir = fdopendir(basefd);
 
-	if (!find_slurm_api()) {
-		pl_debug("epilog: Slurm API not available here, leftovers not swept");
-		return;
-	}
-	if (pl_stage_base_open(cfg->stage_dir, &basefd, err, sizeof(err)) < 0)
-		return;
-	dir = fdopendir(basefd);
 	if (!dir) {
 		close(basefd);
 		return;
 	}
-	while ((de = readdir(dir)))
-		if (job_id_of(de->d_name, &job_id) && job_id != current_job)
-			sweep_one(cfg, dirfd(dir), de->d_name, job_id);
+	while ((de = readdir(dir)) && l->n < PL_SLURM_MAX_JOBS)
+		if (job_id_of(de->d_name, &job_id) && job_id != current_job &&
+		    fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(st.st_mode))
+			add_leftover(l, job_id);
 	closedir(dir);
+}
+
+static void find_leftovers(const struct pl_config *cfg, uint32_t current_job, struct leftovers *l)
+{
+	char err[PL_ERRLEN];
+	int fd;
+
+	l->n = 0;
+	if (pl_stage_base_open(cfg->stage_dir, &fd, err, sizeof(err)) == 0)
+		find_in_base(fd, current_job, l);
+	fd = pl_base_dir_open_existing(cfg->monitor_spool_dir);
+	if (fd >= 0)
+		find_in_base(fd, current_job, l);
+}
+
+/* The owner is read again at removal: the tree is the user's, purged as that user. */
+static void remove_tree(const struct pl_config *cfg, uint32_t job_id, long long deadline_ms)
+{
+	char err[PL_ERRLEN];
+	char name[16];
+	struct pl_user owner;
+	struct stat st;
+	int basefd;
+
+	if (pl_stage_base_open(cfg->stage_dir, &basefd, err, sizeof(err)) < 0)
+		return;
+	snprintf(name, sizeof(name), "%u", job_id);
+	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+		owner.uid = st.st_uid;
+		owner.gid = st.st_gid;
+		pl_info("epilog: removing the leftover stage tree of ended job %u", job_id);
+		pl_stage_purge(cfg, job_id, &owner, deadline_ms);
+	}
+	close(basefd);
+}
+
+/* Spools an epilog could not remove in time (monitor_spool.h). */
+static void remove_spool(const struct pl_config *cfg, uint32_t job_id, long long deadline_ms)
+{
+	char name[16];
+	struct stat st;
+	long long left = deadline_ms - pl_purge_now_ms();
+	int basefd = pl_base_dir_open_existing(cfg->monitor_spool_dir);
+
+	if (basefd < 0)
+		return;
+	snprintf(name, sizeof(name), "%u", job_id);
+	if (left > 0 && fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(st.st_mode)) {
+		pl_info("epilog: removing the leftover spool of ended job %u", job_id);
+		pl_monitor_spool_remove(cfg->monitor_spool_dir, job_id, (unsigned)left);
+	}
+	close(basefd);
+}
+
+void pl_stage_sweep(const struct pl_config *cfg, uint32_t current_job, long long deadline_ms)
+{
+	static struct leftovers l;
+	enum pl_job_fate fates[PL_SLURM_MAX_JOBS];
+	char err[PL_ERRLEN] = "";
+	size_t unknown = 0;
+
+	find_leftovers(cfg, current_job, &l);
+	if (l.n == 0)
+		return;
+	pl_slurm_job_fates(l.ids, l.n, fates, err, sizeof(err));
+	for (size_t i = 0; i < l.n && pl_purge_now_ms() < deadline_ms; i++) {
+		if (fates[i] == PL_JOB_OVER) {
+			remove_tree(cfg, l.ids[i], deadline_ms);
+			remove_spool(cfg, l.ids[i], deadline_ms);
+		} else if (fates[i] == PL_JOB_UNKNOWN) {
+			unknown++;
+		}
+	}
+	if (unknown)
+		pl_info(
+		    "epilog: cannot tell whether %zu other job(s) with a stage tree or spool here "
+		    "ended (%s): they stay until a later epilog's sweep",
+		    unknown, err);
 }

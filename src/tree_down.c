@@ -162,6 +162,7 @@ static void hello_verified(struct pl_node *node, struct pl_peer *p,
 		return;
 	}
 	node->expect_until[p->node] = 0;
+	node->first_until[p->node] = 0;
 	if (claim->size > 0 &&
 	    (!node->header_known || memcmp(claim->digest, node->dec.d.header, PL_SHA256_LEN))) {
 		queue_refusal(p, PL_REPLY_NOT_HERE, "resuming a session this node does not have");

@@ -191,6 +191,7 @@ int pl_tree_extract_work(void *arg, char *msg, size_t msglen)
 	struct pl_stage_fill fill = {.fn = fill_from_stream,
 				     .ctx = &in,
 				     .max_bytes = x->max_bytes,
+				     .max_entries = x->max_entries,
 				     .nbundles = x->bundles->n};
 
 	memset(&in, 0, sizeof(in));

@@ -17,6 +17,7 @@ struct pl_tree_extract {
 	uint32_t job_id;
 	const char *key;
 	uint64_t max_bytes;		      /* stage.max_size */
+	uint64_t max_entries;		      /* stage.max_entries */
 	const struct pl_bundle_list *bundles; /* their names, for messages */
 	int in_fd;			      /* the session, from its first byte */
 };

@@ -8,15 +8,19 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <slurm/slurm.h>
+#include <slurm/slurm_version.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "slurm_child.h"
 #include "tree_topology.h"
 
 /* Slurm's own configuration is not part of its public API, but the process we run in (slurmd's
  * prolog helper or slurmstepd) has loaded it: libslurmfull exports it, and its type is in
- * slurm.h. Looked up at run time so the plugin still loads where it is absent. */
+ * slurm.h. Looked up at run time so the plugin still loads where it is absent.
+ * 23.02 to 24.04 hand the prolog and epilog a "lite" copy without PrologFlags: there it comes
+ * from slurm.conf, read again in a child (slurm_child.h). */
 void pl_slurm_facts_get(struct pl_slurm_facts *facts)
 {
 	const slurm_conf_t *conf = dlsym(RTLD_DEFAULT, "slurm_conf");
@@ -27,12 +31,27 @@ void pl_slurm_facts_get(struct pl_slurm_facts *facts)
 	facts->known = true;
 	facts->prolog_alloc = (conf->prolog_flags & PROLOG_FLAG_ALLOC) != 0;
 	facts->slurm_uid = conf->slurm_user_id;
+#if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(23, 2, 0) &&                                         \
+    SLURM_VERSION_NUMBER < SLURM_VERSION_NUM(24, 5, 0)
+	if (!facts->prolog_alloc) {
+		char err[256];
+
+		facts->known =
+		    pl_slurm_conf_prolog_alloc(&facts->prolog_alloc, err, sizeof(err)) == 0;
+	}
+#endif
 }
 
-typedef int (*get_addr_fn)(const char *node, struct sockaddr_storage *addr, uint16_t flags);
-
+/* Up to 22.05 the process has the whole slurm.conf and answers itself; from 23.02 slurmstepd
+ * knows no node's address, and a child reads slurm.conf for it. */
 static int slurm_node_address(const char *node, struct sockaddr_storage *addr, socklen_t *len)
 {
+#if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(23, 2, 0)
+	char err[256];
+
+	return pl_slurm_conf_node_addr(node, addr, len, err, sizeof(err));
+#else
+	typedef int (*get_addr_fn)(const char *n, struct sockaddr_storage *a, uint16_t flags);
 	get_addr_fn get_addr = (get_addr_fn)dlsym(RTLD_DEFAULT, "slurm_conf_get_addr");
 
 	memset(addr, 0, sizeof(*addr));
@@ -45,6 +64,7 @@ static int slurm_node_address(const char *node, struct sockaddr_storage *addr, s
 	else
 		return -1;
 	return 0;
+#endif
 }
 
 int pl_node_address(const char *node, struct sockaddr_storage *addr, socklen_t *len, char *err,

@@ -47,9 +47,24 @@ const char *pl_node_name(const struct pl_node *node, size_t i)
 	return i < node->plan->nodes->n ? node->plan->nodes->names[i] : "-";
 }
 
+/* A child whose prolog starts late asks for offset 0: until it attaches or its deadline passes,
+ * nothing may be dropped, so a full ring holds the upstream (and the root's reader) back. */
+static bool child_awaited(const struct pl_node *node)
+{
+	long long now = pl_now_ms();
+
+	for (size_t i = 0; i < node->plan->nodes->n; i++)
+		if (node->first_until[i] > now)
+			return true;
+	return false;
+}
+
 uint64_t pl_node_keep_from(const struct pl_node *node)
 {
 	uint64_t keep = node->ring.hi;
+
+	if (child_awaited(node))
+		return 0;
 
 	if (node->ex.fd >= 0 && node->ex.pos < keep)
 		keep = node->ex.pos;
@@ -84,6 +99,7 @@ static int start_extractor(struct pl_node *node, char *err, size_t errlen)
 				    .job_id = plan->job_id,
 				    .key = plan->key,
 				    .max_bytes = plan->cfg->stage_max_size,
+				    .max_entries = plan->cfg->stage_max_entries,
 				    .bundles = plan->bundles};
 	int fds[2];
 	int rc;
@@ -286,7 +302,7 @@ static void expect_children(struct pl_node *node)
 	size_t n = pl_tree_children(node->self, node->plan->nodes->n, cfg->tree_fanout, &first);
 
 	for (size_t i = 0; i < n; i++)
-		node->expect_until[first + i] = until;
+		node->expect_until[first + i] = node->first_until[first + i] = until;
 }
 
 static int node_init(struct pl_node *node, const struct pl_tree_plan *plan, char *err,
@@ -309,7 +325,8 @@ static int node_init(struct pl_node *node, const struct pl_tree_plan *plan, char
 	pl_auth_backend_munge(&node->auth, NULL);
 	pl_frame_decoder_init(&node->dec, plan->job_id, plan->key, cfg->stage_max_size);
 	node->expect_until = calloc(plan->nodes->n, sizeof(*node->expect_until));
-	if (!node->expect_until ||
+	node->first_until = calloc(plan->nodes->n, sizeof(*node->first_until));
+	if (!node->expect_until || !node->first_until ||
 	    pl_ring_init(&node->ring, RING_BYTES, cfg->tree_store_and_forward) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

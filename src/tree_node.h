@@ -115,6 +115,9 @@ struct pl_node {
 	struct pl_extractor ex;
 	struct pl_peer peers[PL_TREE_MAX_PEERS];
 	long long *expect_until; /* per node: wait for it to connect until (ms), 0: not expected */
+	/* Per node: a child of the plan that has not yet attached, until its connect deadline (ms);
+	 * 0 once it attached or for any other node. The ring keeps every byte for it till then. */
+	long long *first_until;
 	uint64_t bytes_out;
 	long long t0;
 	double connect_s, first_byte_s;
@@ -123,7 +126,8 @@ struct pl_node {
 long long pl_now_ms(void);
 /* snprintf for texts that may be cut (reasons quoted in reasons): no truncation warning. */
 void pl_text(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Lowest stream offset someone here still needs (the ring keeps it). */
+/* Lowest stream offset someone here still needs (the ring keeps it): its extractor's, its
+ * connected peers', and 0 while a child of the plan may still attach for the first time. */
 uint64_t pl_node_keep_from(const struct pl_node *node);
 /* The node's name and a node's. */
 const char *pl_node_name(const struct pl_node *node, size_t i);

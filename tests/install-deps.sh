@@ -11,6 +11,7 @@ packages=(
 	python3-numpy python3-scipy python3-matplotlib rsyslog
 	libfuse3-dev fuse3 util-linux iproute2
 	python3-pandas chromium # pylaunch-report, and its page rendered in a test
+	openmpi-bin python3-venv python3-pandas
 )
 
 missing=()

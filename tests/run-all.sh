@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as root on a fresh Debian 12 machine:
 #   format check, unit tests under ASan/UBSan, the same under valgrind, the
-#   monitor hook's tests, pylaunch-report's tests, make distcheck, and the integration tests on a real
-#   multi-node Slurm.
+#   monitor hook's tests, pylaunch-report's tests, make distcheck, a compile check against the headers of the
+#   Slurm releases between those tested, and the integration tests on a real multi-node
+#   Slurm of each release in RELEASES.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,20 +58,40 @@ step "make distcheck"
 (cd _build && make -s distcheck >/dev/null 2>&1 || { make distcheck; exit 1; })
 echo "distcheck: ok"
 
-step "integration tests on a real multi-node Slurm"
-cd tests/integration
-set +e
-# Debian's interpreter: it is the one python3-pytest installs into.
-PYLAUNCH_PLUGIN="$top/_build/.libs/pylaunch.so" /usr/bin/python3 -m pytest -p no:cacheprovider \
-	-m "not tree" "$@"
-rc=$?
-step "the fan-out tree on a 16-node Slurm"
-NODES=16 PYLAUNCH_PLUGIN="$top/_build/.libs/pylaunch.so" /usr/bin/python3 -m pytest \
-	-p no:cacheprovider -m tree "$@"
-rc_tree=$?
-[ $rc -eq 0 ] && rc=$rc_tree
-set -e
-bash "$top/tests/cluster/cluster.sh" down >/dev/null 2>&1 || true
+step "compile check against the headers of Slurm 23.02, 23.11, 24.05 and 25.05"
+bash tests/check-slurm-headers.sh
+
+# RELEASES: the Slurm releases to run the integration suite on (22.05: this machine's own;
+# 24.11 and 26.05 in a Debian 13 / unstable root file system, tests/cluster/suite.sh).
+RELEASES=${RELEASES:-22.05 24.11 26.05}
+rc=0
+for release in $RELEASES; do
+	step "integration tests on a real multi-node Slurm $release"
+	t0=$SECONDS
+	if [ "$release" = 22.05 ]; then
+		cd tests/integration
+		set +e
+		# Debian's interpreter: it is the one python3-pytest installs into.
+		PYLAUNCH_PLUGIN="$top/_build/.libs/pylaunch.so" /usr/bin/python3 -m pytest \
+			-p no:cacheprovider -m "not tree" "$@"
+		rc_one=$?
+		step "the fan-out tree on a 16-node Slurm $release"
+		NODES=16 PYLAUNCH_PLUGIN="$top/_build/.libs/pylaunch.so" /usr/bin/python3 -m pytest \
+			-p no:cacheprovider -m tree "$@"
+		rc_tree=$?
+		[ $rc_one -eq 0 ] && rc_one=$rc_tree
+		set -e
+		bash "$top/tests/cluster/cluster.sh" down >/dev/null 2>&1 || true
+		cd "$top"
+	else
+		set +e
+		bash tests/cluster/suite.sh "$release" "$@"
+		rc_one=$?
+		set -e
+	fi
+	echo "run-all: Slurm $release: exit $rc_one in $((SECONDS - t0)) s"
+	[ $rc -eq 0 ] && rc=$rc_one
+done
 
 # The start-up benchmark's command must run on a fresh machine (issue 6): one point each way.
 step "benchmark harness: self-checks, and start-up of 2 nodes with and without --pybundle"

@@ -2,12 +2,17 @@
 # A real multi-node Slurm on one machine, for the integration tests and the demo.
 #
 # Each node is one slurmd in its own network, mount and UTS namespace (own
-# address on a private bridge, own hostname, own tmpfs /dev/shm); slurmctld and
-# munged run on the host. Must run as root.
+# address on a private bridge, own hostname, own tmpfs /dev/shm and /run/pylaunch);
+# slurmctld and munged run on the host. Must run as root. Run inside a chroot
+# (tests/cluster/suite.sh), the nodes run from that same root.
 #
 #   cluster.sh deps             install the Debian packages the cluster needs
 #   cluster.sh up               (re)boot the cluster: env NODES PLUGIN PLUGIN_ARGS PROLOG_FLAGS
-#                               CLUSTER_DIR TEST_USER
+#                               JOB_CONTAINER CLUSTER_DIR TEST_USER
+#                               (JOB_CONTAINER=tmpfs: job_container/tmpfs, from 25.11
+#                               namespace/tmpfs, with its default Dirs=/tmp,/dev/shm;
+#                               NODE_HOSTS=misleading: inside the nodes each node name
+#                               resolves to an unused address, so only NodeAddr reaches it)
 #   cluster.sh down             stop and remove everything `up` made (idempotent)
 #   cluster.sh status           sinfo -N -l and the cluster's processes
 #   cluster.sh env              `export SLURM_CONF=...` lines to eval
@@ -282,9 +287,19 @@ ensure_user() {
 node_ip() { echo "$NET.$((10 + $1))"; }
 
 write_slurm_conf() {
-	local i prolog_flags="PrologFlags=${PROLOG_FLAGS:-Alloc}"
+	local i prolog_flags="PrologFlags=${PROLOG_FLAGS:-Alloc}" container=""
 	# PROLOG_FLAGS=none: prologs run only as steps reach a node (pylaunch then stages directly).
 	[[ ${PROLOG_FLAGS:-} == none ]] && prolog_flags="# no PrologFlags"
+	if [[ ${JOB_CONTAINER:-} == tmpfs ]]; then
+		container=$(container_type)
+		# The plugin needs the job's extern step.
+		if [[ ${PROLOG_FLAGS:-} == none ]]; then
+			prolog_flags="PrologFlags=Contain"
+		elif [[ $prolog_flags != *@(Contain|RunInJob)* ]]; then
+			prolog_flags+=",Contain"
+		fi
+		write_job_container_conf
+	fi
 	{
 		cat <<-EOF
 			# Written by tests/cluster/cluster.sh; removed by 'cluster.sh down'.
@@ -306,6 +321,7 @@ write_slurm_conf() {
 			SelectType=select/cons_tres
 			SelectTypeParameters=CR_Core
 			$prolog_flags
+			$container
 			ReturnToService=2
 			# Nodes declare 4 CPUs whatever the host has.
 			SlurmdParameters=config_overrides
@@ -330,6 +346,26 @@ write_slurm_conf() {
 	} >"$CONF"
 }
 
+# 25.11 renamed job_container plugins to namespace plugins (the old key is still read, but names
+# a plugin that no longer exists).
+container_type() {
+	local v
+	v=$(slurmd -V | awk '{print $2}')
+	if [[ $(printf '%s\n25.11\n' "$v" | sort -V | head -n1) == 25.11 ]]; then
+		echo NamespaceType=namespace/tmpfs
+	else
+		echo JobContainerType=job_container/tmpfs
+	fi
+}
+
+# One BasePath per node: the nodes share the machine's file system.
+write_job_container_conf() {
+	local i
+	for ((i = 1; i <= NODES; i++)); do
+		echo "NodeName=node$i AutoBasePath=true BasePath=$CLUSTER_DIR/container/node$i"
+	done >"$CLUSTER_DIR/etc/job_container.conf"
+}
+
 # slurmstepd (steps, job prolog/epilog) re-reads this file every time; slurmd
 # itself (slurm_spank_slurmd_init/exit) only when it starts: see restart-slurmd.
 write_plugstack() {
@@ -347,7 +383,13 @@ write_node_hosts() {
 	{
 		echo "127.0.0.1 localhost"
 		echo "$HOST_IP $(hostname -s)$([[ $(hostname) == "$(hostname -s)" ]] || echo " $(hostname)")"
-		for ((i = 1; i <= NODES; i++)); do echo "$(node_ip "$i") node$i"; done
+		for ((i = 1; i <= NODES; i++)); do
+			if [[ ${NODE_HOSTS:-} == misleading ]]; then
+				echo "$NET.$((200 + i)) node$i"
+			else
+				echo "$(node_ip "$i") node$i"
+			fi
+		done
 	} >"$CLUSTER_DIR/etc/hosts"
 }
 
@@ -431,6 +473,8 @@ start_holder() {
 		bash -c 'set -e
 			hostname "$1"
 			mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+			mkdir -p /run/pylaunch
+			mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run/pylaunch
 			if [ -e /etc/hosts ]; then mount --bind "$2/etc/hosts" /etc/hosts; fi
 			echo $$ >"$2/run/holder-$1.pid.tmp"
 			mv "$2/run/holder-$1.pid.tmp" "$2/run/holder-$1.pid"
@@ -461,7 +505,8 @@ start_holders() {
 start_slurmd() {
 	local node=$1 hpid
 	hpid=$(holder_pid "$node") || die "namespace holder of $node is gone"
-	spawn "$LOG/slurmd-$node.out" nsenter --target "$hpid" --net --mount --uts -- \
+	# --root: the holder's root, which is not the mount namespace's when run in a chroot.
+	spawn "$LOG/slurmd-$node.out" nsenter --target "$hpid" --net --mount --uts --root --wd -- \
 		slurmd -f "$CONF" -N "$node"
 }
 
@@ -696,7 +741,7 @@ cmd_exec() {
 	shift
 	require_running
 	hpid=$(holder_pid "$node") || die "no running node '$node'"
-	exec nsenter --target "$hpid" --net --mount --uts -- "$@"
+	exec nsenter --target "$hpid" --net --mount --uts --root --wd -- "$@"
 }
 
 usage() {

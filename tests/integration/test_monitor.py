@@ -196,7 +196,7 @@ def test_all_metadata_fields_present_and_correct(workdir):
     import pwd
     uid = pwd.getpwnam(pc.TEST_USER).pw_uid
     for r in recs:
-        assert r["schema"] == "pylaunch-monitor-record" and r["schema_version"] == 1
+        assert r["schema"] == "pylaunch-monitor-record" and r["schema_version"] == 2
         assert r["cluster"] and r["partition"] == "debug" and r["num_nodes"] == 3
         assert r["uid"] == uid and r["user"] == pc.TEST_USER and str(r["job_id"]) == job
         assert r["exit"]["code"] == 0 and r["start_time"] <= r["end_time"]
@@ -301,3 +301,157 @@ def test_other_users_file_and_truncated_log_in_the_spool(workdir):
     (rec,) = records_of(job, 1)
     assert package(rec, "foreign") is None and package(rec, "numpy")
     assert rec["logs_skipped"] >= 1
+
+
+# ---------------------------------------------------------------- issue 15
+
+def make_dist(site, dist, version, top):
+    """A package with only its installed metadata to tell its version."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / top).mkdir(exist_ok=True)
+    (site / top / "__init__.py").write_text("VALUE = 1\n")
+    meta = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    meta.mkdir(exist_ok=True)
+    (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (meta / "top_level.txt").write_text(top + "\n")
+
+
+def sbatch_and_wait(workdir, script_text, *args, timeout=180):
+    script = workdir / "job.sh"
+    script.write_text(script_text)
+    bd.give_to_user(script)
+    out = pc.as_user(["sbatch", "--parsable", "--pymonitor", "-o", str(workdir / "out.txt"),
+                      *args, str(script)], cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    job = out.stdout.strip().split(";")[0]
+    state = pc.wait_job_end(int(job), timeout=timeout)
+    output = (workdir / "out.txt").read_text() if (workdir / "out.txt").exists() else ""
+    return job, state, output
+
+
+def test_mpirun_ranks_in_a_two_node_batch_job(workdir):
+    # Issue 15 defect 2: 4 Open MPI ranks gave ranks "0", rank_count 1.
+    job, state, output = sbatch_and_wait(workdir, textwrap.dedent("""\
+        #!/bin/sh
+        mpirun -n 4 --oversubscribe --mca btl self,tcp python3 -c 'import numpy, os; print("rank", os.environ["OMPI_COMM_WORLD_RANK"])'
+        """), "-N2", "--ntasks-per-node=2")
+    assert state == "COMPLETED", output
+    assert sorted(l for l in output.splitlines() if l.startswith("rank")) == \
+        ["rank 0", "rank 1", "rank 2", "rank 3"], output
+    recs = records_of(job, 2)
+    assert sorted(r["node"] for r in recs) == ["node1", "node2"], recs
+    ranks = set()
+    for r in recs:
+        numpy = package(r, "numpy")
+        assert numpy["processes"] == 2 and numpy["rank_count"] == 2, r["packages"]
+        ranks.update(numpy["ranks"].replace("-", ",").split(","))
+    assert ranks == {"0", "1", "2", "3"}
+    assert sum(package(r, "numpy")["rank_count"] for r in recs) == 4
+
+
+def test_job_script_overwriting_pythonpath_is_still_monitored(workdir):
+    # Issue 15 defect 1: PYTHONPATH=... in the job script left no log at all. The site
+    # links pylaunch-monitor.pth into its environments' site-packages: here a venv.
+    venv = workdir / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", "--system-site-packages",
+                    str(venv)], check=True)
+    (site,) = venv.glob("lib/python3*/site-packages")
+    (site / "pylaunch-monitor.pth").write_text((pc.REPO / "share" / "pylaunch-monitor.pth").read_text())
+    make_dist(workdir / "mine", "mine-dist", "1.0", "mine")
+    bd.give_to_user(venv)
+    bd.give_to_user(workdir / "mine")
+    job, state, output = sbatch_and_wait(workdir, textwrap.dedent(f"""\
+        #!/bin/sh
+        export PYTHONPATH={workdir}/mine
+        {venv}/bin/python -c 'import mine, numpy; print("ok")'
+        """), "-N1")
+    assert state == "COMPLETED" and output == "ok\n", output
+    (rec,) = records_of(job, 1)
+    mine = package(rec, "mine")
+    assert mine and mine["processes"] == 1, rec["packages"]
+    assert mine["distribution"] == "mine-dist"
+    assert mine["versions"] == [{"version": "1.0", "processes": 1}]
+    assert mine["origins"] == [{"origin": "other", "processes": 1}]
+    assert package(rec, "numpy")["origins"] == [{"origin": "system", "processes": 1}]
+
+
+def test_package_versioned_only_by_its_metadata(workdir):
+    # Issue 15 defect 3: no __version__, so null before; importlib.metadata knows it.
+    make_dist(workdir / "lib", "only-meta", "4.5.6", "onlymeta")
+    bd.give_to_user(workdir / "lib")
+    out, job = run_job(workdir, "-N1", "--pymonitor", "python3", "-c",
+                       "import onlymeta, importlib.metadata as m; print(m.version('only-meta')); "
+                       + JOBID, env={"PYTHONPATH": str(workdir / "lib")})
+    assert out.returncode == 0 and out.stdout.startswith("4.5.6\n"), out.stderr
+    (rec,) = records_of(job, 1)
+    onlymeta = package(rec, "onlymeta")
+    assert onlymeta["versions"] == [{"version": "4.5.6", "processes": 1}]
+    assert onlymeta["distribution"] == "only-meta"
+    (dist,) = [d for d in rec["distributions"] if d["name"] == "only-meta"]
+    assert dist["processes"] == 1 and dist["versions"] == onlymeta["versions"]
+
+
+def test_fork_pool_of_64_workers_counts_right(workdir):
+    # Issue 15 defect 7: numpy counted in 65 processes for a 64-worker pool, all incomplete.
+    make_dist(workdir / "lib", "wpkg", "0.3", "wpkg")
+    prog = workdir / "pool.py"
+    prog.write_text(textwrap.dedent("""\
+        import multiprocessing as mp, numpy, os
+        def init():
+            import wpkg
+        def work(x):
+            return x
+        if __name__ == "__main__":
+            with mp.get_context("fork").Pool(64, initializer=init) as pool:
+                print(sum(pool.map(work, range(640))))
+                pool.close()
+                pool.join()
+            print("JOBID=" + os.environ["SLURM_JOB_ID"])
+        """))
+    bd.give_to_user(workdir / "lib")
+    bd.give_to_user(prog)
+    out, job = run_job(workdir, "-N1", "--pymonitor", "python3", str(prog),
+                       env={"PYTHONPATH": str(workdir / "lib")})
+    assert out.returncode == 0 and out.stdout.startswith("204480\n"), out.stderr
+    (rec,) = records_of(job, 1)
+    assert rec["processes"] == 65 and rec["processes_forked"] == 64
+    assert rec["processes_incomplete"] == 0
+    assert package(rec, "numpy")["processes"] == 1
+    assert package(rec, "multiprocessing")["processes"] == 1
+    assert package(rec, "wpkg")["processes"] == 64
+    assert {"status": "0", "processes": 64} in rec["exit_statuses"]
+    assert rec["mains"] == [{"main": str(prog), "processes": 65}]
+
+
+def test_python_without_hook_is_counted(workdir):
+    # python -I runs no hook: the record counts the task instead of staying silent.
+    out, job = run_job(workdir, "-N1", "-n2", "--pymonitor", "python3", "-I", "-c",
+                       "import os; print('JOBID=' + os.environ['SLURM_JOB_ID'])")
+    assert out.returncode == 0, out.stderr
+    # No log at all on the node: the record still comes, with the two tasks counted.
+    (rec,) = records_of(job, 1)
+    assert rec["processes"] == 0
+    assert rec["python_tasks"] == 2 and rec["python_tasks_unhooked"] == 2
+
+
+def test_three_thousand_crafted_logs_make_a_capped_record(workdir):
+    # Issue 13 item 5: crafted logs must not make a huge record: at most 1 MiB.
+    code = textwrap.dedent("""\
+        import os
+        spool = os.environ["PYLAUNCH_MONITOR_SPOOL"]
+        for i in range(3000):
+            with open(os.path.join(spool, "%d-crafted.log" % (100000 + i)), "w") as f:
+                f.write("pylaunch-monitor 2\\njob\\t%s\\nmain\\t/%d%s\\n"
+                        "import\\tpkg_%d_%s\\nimport\\tpkg_%d_%s\\nimport\\tcommon\\nexit\\t1700000000\\n"
+                        % (os.environ["SLURM_JOB_ID"], i, "m" * 4000, i, "a" * 200, i, "b" * 200))
+        """) + JOBID
+    out, job = run_job(workdir, "-N1", "--pymonitor", "python3", "-c", code)
+    assert out.returncode == 0, out.stderr
+    lines = [l for l in pc.SINK_FILE.read_text().splitlines() if f'"job_id":{job},' in l] \
+        if records_of(job, 1) else []
+    assert len(lines) == 1
+    assert len(lines[0].encode()) <= 1024 * 1024
+    rec = json.loads(lines[0])
+    assert rec["processes"] == 3001 and rec["truncated"] is True
+    assert rec["dropped"]["record"] > 0
+    assert package(rec, "common")["processes"] == 3000

@@ -9,6 +9,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -173,6 +174,95 @@ def test_the_bundle_is_read_once_and_every_node_has_its_content(workdir, env_bun
     want = archive_manifest(env_bundle, tmp_path)
     printed = dict(l.split() for l in job_output(workdir, job).splitlines() if l.startswith("node"))
     assert printed == {n: want for n in pc.node_names()[:nodes]}
+
+
+# ---------------------------------------------------------------- bigger than the ring, late children
+
+@pytest.fixture(scope="module")
+def large_bundle():
+    """Over the 32 MiB ring of a node: the root has read past what a child that attaches late
+    needs first, unless it keeps those bytes for it."""
+    return make_bundle("large.tar.zst", extra_bytes=40 << 20)
+
+
+class OpenCounter:
+    """Opens of one file on the local disk, by any process in any namespace (inotify)."""
+
+    def __init__(self, path):
+        self.proc = subprocess.Popen(["inotifywait", "-m", "-e", "open", "--format", "%e",
+                                      str(path)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        for line in self.proc.stderr:  # "Watches established." once it counts
+            if "established" in line:
+                break
+
+    def stop(self):
+        time.sleep(0.5)
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        return sum(1 for l in out.splitlines() if "OPEN" in l)
+
+
+def assert_all_tree_staged(lines, nodes, size):
+    assert set(lines) == set(pc.node_names()[:nodes]), lines
+    for node, f in lines.items():
+        assert f["mode"] == "tree" and f["outcome"] == "staged", (node, f)
+    assert lines["node1"]["shared_bytes"] == str(size), lines["node1"]
+    assert all(f["shared_bytes"] == "0" for n, f in lines.items() if n != "node1"), lines
+
+
+@pytest.mark.parametrize("nodes", [3, 8, 16])
+def test_a_bundle_bigger_than_the_ring_on_a_local_disk_is_opened_once(workdir, large_bundle,
+                                                                      manifest_script, nodes,
+                                                                      tmp_path):
+    """The bundle on a page-cached local disk: the root reads it faster than its children
+    attach, and still every node is served from offset 0."""
+    tree_config(fanout=2)
+    watch = pc.LogWatch()
+    job = sbatch_held(workdir, nodes, large_bundle, f"srun python3 -B {manifest_script}")
+    opens = OpenCounter(large_bundle)
+    release(job)
+    assert pc.wait_job_end(job, timeout=240) == "COMPLETED", job_output(workdir, job)
+    assert opens.stop() == 1
+    assert_all_tree_staged(stage_lines(watch, job, nodes), nodes, large_bundle.stat().st_size)
+    want = archive_manifest(large_bundle, tmp_path)
+    printed = dict(l.split() for l in job_output(workdir, job).splitlines() if l.startswith("node"))
+    assert printed == {n: want for n in pc.node_names()[:nodes]}
+
+
+def slurmd_pid(node):
+    return int((pc.CLUSTER_DIR / "run" / f"slurmd-{node}.pid").read_text())
+
+
+def release_with_skew(job, late, seconds):
+    """The prologs of the late nodes start `seconds` after the others': their slurmd is stopped
+    while slurmctld sends the prolog requests, which wait in its socket."""
+    pids = [slurmd_pid(n) for n in late]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        release(job)
+        time.sleep(seconds)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_prologs_seconds_apart_are_all_served_by_the_tree(workdir, large_bundle):
+    """fan-out 2 over 8 nodes: node3 (a child of the root, parent of node6 and node7) and node8
+    (a leaf below node4) start 2.5 s late, within tree.connect_timeout (5 s)."""
+    pc.write_site_config(TREE_CONFIG.format(fanout=2).replace("connect_timeout: 2s",
+                                                              "connect_timeout: 5s"))
+    watch = pc.LogWatch()
+    job = sbatch_held(workdir, 8, pc.SHARED / large_bundle.name, "srun true")
+    pc.shared_fs_stats(reset=True)
+    release_with_skew(job, ["node3", "node8"], 2.5)
+    assert pc.wait_job_end(job, timeout=240) == "COMPLETED", job_output(workdir, job)
+    size = large_bundle.stat().st_size
+    assert shared_counts(pc.shared_fs_stats(), large_bundle) == (1, size)
+    lines = stage_lines(watch, job, 8)
+    assert_all_tree_staged(lines, 8, size)
+    assert lines["node6"]["parent"] == "node3" and lines["node8"]["parent"] == "node4", lines
 
 
 def test_a_step_inside_an_allocation_fans_out_over_its_own_nodes(workdir, env_bundle):

@@ -199,7 +199,7 @@ static void test_key_names_list_the_schema(void **state)
 	(void)state;
 	while (pl_config_key_name(n))
 		n++;
-	assert_int_equal(n, 18);
+	assert_int_equal(n, 21);
 	assert_string_equal(pl_config_key_name(0), "debug");
 	assert_string_equal(pl_config_key_name(n - 1), "monitor.sinks");
 	assert_string_equal(pl_sink_type_name(PL_SINK_FILE), "file");
@@ -557,7 +557,7 @@ static void test_unknown_keys_at_every_level(void **state)
 {
 	(void)state;
 	expect_error("debug: no\nfoo: 1\n", "2: foo",
-		     "unknown key (expected one of: debug, stage, tree, monitor)");
+		     "unknown key (expected one of: debug, stage, epilog, tree, monitor)");
 	expect_error(
 	    "tree:\n  fanot: 4\n", "2: tree.fanot",
 	    "unknown key (expected one of: enabled, fanout, ports, connect_timeout, stall_timeout, "
@@ -579,7 +579,8 @@ static void test_unknown_key_is_shown_safely(void **state)
 	/* cut to 64 characters and marked */
 	memset(where + 3, 'k', 64);
 	strcpy(where + 67, "...");
-	expect_error(long_key, where, "unknown key (expected one of: debug, stage, tree, monitor)");
+	expect_error(long_key, where,
+		     "unknown key (expected one of: debug, stage, epilog, tree, monitor)");
 	expect_error("\"a\\nb\": 1\n", "1: a?b", "unknown key");
 }
 
@@ -1078,13 +1079,13 @@ static void test_set_unknown_keys(void **state)
 			 "tree.store_and_forward)");
 	assert_set_fails("fanout", "4",
 			 "plugstack argument 'fanout=4': unknown key (expected one of: debug, "
-			 "stage.*, tree.*, monitor.*)");
+			 "stage.*, epilog.*, tree.*, monitor.*)");
 	assert_set_fails("", "4",
 			 "plugstack argument '=4': unknown key (expected one of: debug, stage.*, "
-			 "tree.*, monitor.*)");
+			 "epilog.*, tree.*, monitor.*)");
 	assert_set_fails("debug.x", "4",
 			 "plugstack argument 'debug.x=4': unknown key (expected one of: debug, "
-			 "stage.*, tree.*, monitor.*)");
+			 "stage.*, epilog.*, tree.*, monitor.*)");
 }
 
 static void test_set_shows_values_safely(void **state)

@@ -1403,11 +1403,53 @@ static void test_directory_bundle_not_a_directory(void **state)
 	assert_string_equal(fx->err, "not a directory");
 }
 
+/* stage.max_entries: empty files cost no bytes but an inode each; parents made for entries
+ * that lack them count too; the cap holds across layers. */
+static void test_entries_cap(void **state)
+{
+	struct fx *fx = *state;
+	static char names[2000][16];
+	static struct ent many[2001];
+	const struct ent deep[] = {{.type = AE_IFREG, .path = "a/b/c/f", .perm = 0644, .data = "x"},
+				   {0}};
+
+	for (int i = 0; i < 2000; i++) {
+		snprintf(names[i], sizeof(names[i]), "e%04d", i);
+		many[i] =
+		    (struct ent){.type = AE_IFREG, .path = names[i], .perm = 0644, .data = ""};
+	}
+	write_archive(fx, "many.tar", PAX, ARCHIVE_FILTER_NONE, many);
+	fx->lim.max_entries = 1500;
+	assert_int_equal(extract(fx, "many.tar"), -1);
+	assert_non_null(strstr(fx->err, "more than 1500 entries"));
+	assert_non_null(strstr(fx->err, "stage.max_entries"));
+	assert_int_equal(pl_extract_entries(&fx->stats), 1500);
+	assert_int_equal(fx->stats.bytes, 0);
+
+	/* A fresh staging: 4 entries (3 implied parents and the file) against a cap of 3. */
+	fresh_out(fx);
+	memset(&fx->stats, 0, sizeof(fx->stats));
+	write_archive(fx, "deep.tar", PAX, ARCHIVE_FILTER_NONE, deep);
+	fx->lim.max_entries = 3;
+	assert_int_equal(extract(fx, "deep.tar"), -1);
+	assert_non_null(strstr(fx->err, "more than 3 entries"));
+	fresh_out(fx);
+	memset(&fx->stats, 0, sizeof(fx->stats));
+	fx->lim.max_entries = 4;
+	extract_ok(fx, "deep.tar");
+	assert_int_equal(fx->stats.implied_dirs, 3);
+	assert_int_equal(pl_extract_entries(&fx->stats), 4);
+	/* A second layer draws on the same count. */
+	assert_int_equal(extract(fx, "deep.tar"), -1);
+	fx->lim.max_entries = 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	    T(test_every_compression),
+	    T(test_entries_cap),
 	    T(test_gnutar_and_ustar),
 	    T(test_zip_with_data_descriptors),
 	    T(test_zip_through_pipe),

@@ -203,6 +203,25 @@ static void test_epilog_sends_one_record_and_removes_the_spool(void **state)
 	assert_false(exists(path));
 }
 
+/* python -I left no log, only task_init's note: the record says so. */
+static void test_epilog_reports_python_tasks_without_a_log(void **state)
+{
+	struct fixture *f = *state;
+	char *text;
+
+	assert_int_equal(
+	    pl_monitor_spool_prepare(f->cfg.monitor_spool_dir, JOB, getuid(), getgid(), f->top), 0);
+	write_log(f, "321.python-task", "");
+	write_log(f, "322-x.unlogged", "");
+	pl_monitor_epilog(&f->cfg, JOB, getuid(), getgid());
+	text = sink_text(f);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"processes\":0,"));
+	assert_non_null(strstr(text, "\"processes_unlogged\":1,\"python_tasks\":1,"
+				     "\"python_tasks_unhooked\":1,"));
+	free(text);
+}
+
 static void test_epilog_without_python_sends_nothing(void **state)
 {
 	struct fixture *f = *state;
@@ -285,6 +304,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_prolog_prepares_the_spool, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_epilog_sends_one_record_and_removes_the_spool,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_epilog_reports_python_tasks_without_a_log, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_epilog_without_python_sends_nothing, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_epilog_timeout_zero_reads_nothing_and_says_so,

@@ -96,7 +96,8 @@ static void test_parse_refuses_other_formats(void **state)
 	static const char *const bad[] = {
 	    "",
 	    "pylaunch-monitor 1",
-	    "pylaunch-monitor 2\nimport\tnumpy\n",
+	    "pylaunch-monitor 3\nimport\tnumpy\n",
+	    "pylaunch-monitor 0\n",
 	    "pylaunch-monitor 10\n",
 	    "PYLAUNCH-MONITOR 1\n",
 	    "\npylaunch-monitor 1\n",
@@ -164,10 +165,12 @@ static void test_parse_invalid_utf8_and_controls(void **state)
 				   "import\tdot.ted\n"
 				   "import\tsl/ash\n"
 				   "import\t\n"
-				   "main\tnul\0byte\n"
 				   "import\tn\xc3\xa4me\n"
 				   "import\t\xe6\x97\xa5\xe6\x9c\xac\n"
-				   "import\t\xf0\x9f\x90\x8d\n";
+				   "import\t\xf0\x9f\x90\x8d\n"
+				   /* A NUL ends the log (the hook preallocates it with zeros):
+				    * the cut line is skipped, what follows is not read. */
+				   "main\tnul\0byte\nimport\tafter\n";
 	struct pl_mon_process p;
 
 	(void)state;
@@ -175,6 +178,7 @@ static void test_parse_invalid_utf8_and_controls(void **state)
 	assert_int_equal(p.lines_skipped, 13);
 	assert_null(p.main);
 	assert_int_equal(p.n_imports, 3);
+	assert_null(find_import(&p, "after"));
 	assert_non_null(find_import(&p, "n\xc3\xa4me"));
 	assert_non_null(find_import(&p, "\xe6\x97\xa5\xe6\x9c\xac"));
 	assert_non_null(find_import(&p, "\xf0\x9f\x90\x8d"));
@@ -218,7 +222,7 @@ static void test_parse_duplicates_and_first_values(void **state)
 		  "start\t1700000000\nstart\t1600000000\n"
 		  "future_key\twhatever it is\n",
 		  &p);
-	assert_string_equal(p.main, "first");
+	assert_string_equal(p.main, "second"); /* a spawn worker's real main comes later */
 	assert_int_equal(p.n_imports, 2);
 	assert_string_equal(p.imports[0].name, "a");
 	assert_string_equal(p.imports[0].version, "1.0");
@@ -295,9 +299,9 @@ static void add_log(struct pl_mon_node *node, const char *log)
 
 static const struct pl_mon_package *find_package(const struct pl_mon_node *node, const char *name)
 {
-	for (size_t i = 0; i < node->n_packages; i++)
-		if (strcmp(node->packages[i].name, name) == 0)
-			return &node->packages[i];
+	for (size_t i = 0; i < node->pkgs.n; i++)
+		if (strcmp(node->pkgs.items[i].name, name) == 0)
+			return &node->pkgs.items[i];
 	return NULL;
 }
 
@@ -326,10 +330,10 @@ static void test_aggregate_per_node(void **state)
 	assert_true(node.start == 1699999999.0);
 	assert_false(pl_mon_node_truncated(&node));
 
-	assert_int_equal(node.n_packages, 3);
-	assert_string_equal(node.packages[0].name, "multiprocessing");
-	assert_string_equal(node.packages[1].name, "numpy");
-	assert_string_equal(node.packages[2].name, "scipy");
+	assert_int_equal(node.pkgs.n, 3);
+	assert_string_equal(node.pkgs.items[0].name, "multiprocessing");
+	assert_string_equal(node.pkgs.items[1].name, "numpy");
+	assert_string_equal(node.pkgs.items[2].name, "scipy");
 	numpy = find_package(&node, "numpy");
 	assert_int_equal(numpy->processes, 4);
 	assert_int_equal(numpy->incomplete, 2);
@@ -384,11 +388,11 @@ static void test_aggregate_bounds(void **state)
 		assert_int_equal(pl_mon_node_add(&node, &p), 0);
 	}
 	pl_mon_node_sort(&node);
-	assert_int_equal(node.n_packages, PL_MON_PACKAGES_MAX);
-	assert_int_equal(node.packages_dropped, 10);
-	assert_string_equal(node.packages[0].name, "pkg0");
-	assert_int_equal(node.packages[0].versions.n, PL_MON_VERSIONS_MAX);
-	assert_int_equal(node.packages[0].versions.dropped, 6);
+	assert_int_equal(node.pkgs.n, PL_MON_PACKAGES_MAX);
+	assert_int_equal(node.pkgs.dropped, 10);
+	assert_string_equal(node.pkgs.items[0].name, "pkg0");
+	assert_int_equal(node.pkgs.items[0].versions.n, PL_MON_VERSIONS_MAX);
+	assert_int_equal(node.pkgs.items[0].versions.dropped, 6);
 	assert_true(pl_mon_node_truncated(&node));
 	free(p.imports);
 	pl_mon_node_free(&node);
@@ -487,6 +491,65 @@ static void test_collect_hostile_spool(void **state)
 	spool_drop(&s);
 }
 
+/* Format 2's counts: a fork child's inherited packages, the 4096 cap, lost lines. */
+static void test_parse_format_2_counts(void **state)
+{
+	struct pl_mon_process p;
+	struct pl_mon_node node;
+
+	(void)state;
+	parse_str("pylaunch-monitor 2\njob\t77\nforked\t1\ninherited\t12\nimport\twpkg\n"
+		  "truncated\t5\nlost\t2\nstatus\t0\nexit\t1700000000\n",
+		  &p);
+	assert_int_equal(p.inherited, 12);
+	assert_int_equal(p.truncated, 5);
+	assert_int_equal(p.lost, 2);
+	assert_int_equal(p.status, 0);
+	assert_true(p.forked && p.exited);
+	pl_mon_node_init(&node);
+	assert_int_equal(pl_mon_node_add(&node, &p), 0);
+	assert_int_equal(node.processes_truncated, 1);
+	assert_int_equal(node.imports_truncated, 5);
+	assert_int_equal(node.lines_lost, 2);
+	assert_true(pl_mon_node_truncated(&node));
+	pl_mon_node_free(&node);
+	pl_mon_process_free(&p);
+	/* A dist line with an unknown origin or too few fields is skipped. */
+	parse_str("pylaunch-monitor 2\nimport\ta\ndist\ta\tA\t1\tmars\ndist\ta\tA\t1\n", &p);
+	assert_int_equal(p.lines_skipped, 2);
+	assert_null(p.imports[0].dist);
+	pl_mon_process_free(&p);
+}
+
+/* task_init's notes against the logs: the Python tasks that left none are counted, and
+ * the hook's .unlogged markers too. */
+static void test_collect_python_tasks_and_unlogged(void **state)
+{
+	static const char log100[] = "pylaunch-monitor 2\njob\t77\npid\t100\nexit\t1700000000\n";
+	static const char child[] = "pylaunch-monitor 2\njob\t77\npid\t200\nforked\t1\n";
+	struct spool s;
+	struct pl_mon_node node;
+
+	(void)state;
+	spool_make(&s);
+	spool_write(&s, "100-aa.log", log100, strlen(log100));
+	spool_write(&s, "100.python-task", "", 0);
+	spool_write(&s, "200.python-task", "", 0);	     /* python -I: no log of its own */
+	spool_write(&s, "201-bb.log", child, strlen(child)); /* a fork child is not pid 200 */
+	spool_write(&s, "300-cc.unlogged", "", 0);	     /* a full spool */
+	spool_write(&s, "300.python-task", "", 0);
+	spool_write(&s, "x.python-task", "", 0); /* no pid: ignored */
+	pl_mon_node_init(&node);
+	assert_int_equal(pl_mon_collect(s.fd, getuid(), "77", 0, &node), 0);
+	assert_int_equal(node.logs_read, 2);
+	assert_int_equal(node.python_tasks, 3);
+	assert_int_equal(node.python_tasks_unhooked, 1);
+	assert_int_equal(node.unlogged, 1);
+	assert_int_equal(node.logs_skipped, 0);
+	pl_mon_node_free(&node);
+	spool_drop(&s);
+}
+
 static void test_collect_deadline(void **state)
 {
 	struct spool s;
@@ -531,7 +594,7 @@ static void test_collect_thousand_logs(void **state)
 	assert_int_equal(pl_mon_collect(s.fd, getuid(), "77", 0, &node), 0);
 	ms = pl_mon_now_ms() - t0;
 	assert_int_equal(node.processes, 1000);
-	assert_int_equal(node.n_packages, 60);
+	assert_int_equal(node.pkgs.n, 60);
 	print_message("collected 1000 process logs (40 imports each) in %lld ms\n", ms);
 	assert_true(ms < 5000);
 	pl_mon_node_free(&node);
@@ -555,6 +618,8 @@ int main(void)
 	    cmocka_unit_test(test_aggregate_bounds),
 	    cmocka_unit_test(test_collect_hostile_spool),
 	    cmocka_unit_test(test_collect_deadline),
+	    cmocka_unit_test(test_parse_format_2_counts),
+	    cmocka_unit_test(test_collect_python_tasks_and_unlogged),
 	    cmocka_unit_test(test_collect_thousand_logs),
 	};
 

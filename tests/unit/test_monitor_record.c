@@ -151,17 +151,18 @@ static void test_record_exact(void **state)
 	(void)state;
 	meta_example(&meta);
 	pl_mon_node_init(&node);
-	add_log(&node, "pylaunch-monitor 1\njob\t77\nrank\t0\nstep\t0\nstart\t1700000000\n"
+	/* Format 2 with its distribution and exit status, and a format 1 log. */
+	add_log(&node, "pylaunch-monitor 2\njob\t77\nrank\t0\nstep\t0\nstart\t1700000000\n"
 		       "executable\t/usr/bin/python3\npyver\t3.11.2\nimplementation\tcpython\n"
 		       "main\t/home/u/run.py\nimport\tnumpy\nversion\tnumpy\t1.24.2\n"
-		       "exit\t1700000010\n");
+		       "dist\tnumpy\tnumpy\t1.24.2\tsystem\nstatus\t0\nexit\t1700000010\n");
 	add_log(&node, "pylaunch-monitor 1\njob\t77\nrank\t1\nstep\t0\nstart\t1700000000\n"
 		       "executable\t/usr/bin/python3\npyver\t3.11.2\nimplementation\tcpython\n"
 		       "main\t/home/u/run.py\ncontainer\tapptainer\nimport\tnumpy\n"
 		       "version\tnumpy\t1.24.2\n");
 	rec = record_of(&meta, &node);
 	assert_string_equal(
-	    rec, "{\"schema\":\"pylaunch-monitor-record\",\"schema_version\":1,"
+	    rec, "{\"schema\":\"pylaunch-monitor-record\",\"schema_version\":2,"
 		 "\"cluster\":\"c1\",\"job_id\":77,\"node\":\"n1\",\"user\":\"alice\",\"uid\":1000,"
 		 "\"account\":\"proj\\\"x\",\"partition\":\"debug\",\"qos\":null,\"num_nodes\":3,"
 		 "\"exit\":{\"status\":256,\"code\":1,\"signal\":0},"
@@ -169,19 +170,28 @@ static void test_record_exact(void **state)
 		 "\"end_time\":\"2023-11-14T22:15:00.000Z\","
 		 "\"is_compute\":true,\"is_staff\":true,\"is_container\":true,"
 		 "\"partial\":false,\"truncated\":false,\"processes\":2,"
-		 "\"processes_incomplete\":1,\"processes_forked\":0,\"logs_read\":0,"
-		 "\"logs_skipped\":0,\"lines_skipped\":0,"
-		 "\"dropped\":{\"packages\":0,\"steps\":0,\"mains\":0,\"interpreters\":0,"
-		 "\"containers\":0},"
+		 "\"processes_incomplete\":1,\"processes_forked\":0,\"processes_truncated\":0,"
+		 "\"processes_unlogged\":0,\"python_tasks\":0,\"python_tasks_unhooked\":0,"
+		 "\"logs_read\":0,\"logs_skipped\":0,\"lines_skipped\":0,\"lines_lost\":0,"
+		 "\"dropped\":{\"packages\":0,\"distributions\":0,\"imports\":0,\"steps\":0,"
+		 "\"mains\":0,\"interpreters\":0,\"containers\":0,\"exit_statuses\":0,"
+		 "\"record\":0},"
 		 "\"steps\":[{\"step\":\"0\",\"processes\":2}],"
 		 "\"interpreters\":[{\"executable\":\"/usr/bin/python3\",\"version\":\"3.11.2\","
 		 "\"implementation\":\"cpython\",\"processes\":2}],"
 		 "\"mains\":[{\"main\":\"/home/u/run.py\",\"processes\":2}],"
 		 "\"containers\":[{\"runtime\":\"apptainer\",\"processes\":1}],"
+		 "\"exit_statuses\":[{\"status\":\"0\",\"processes\":1},"
+		 "{\"status\":\"killed\",\"processes\":1}],"
 		 "\"packages\":[{\"name\":\"numpy\",\"processes\":2,\"incomplete\":1,"
 		 "\"ranks\":\"0-1\",\"rank_count\":2,\"ranks_truncated\":false,"
 		 "\"versions\":[{\"version\":\"1.24.2\",\"processes\":2}],"
-		 "\"versions_dropped\":0}]}");
+		 "\"versions_dropped\":0,\"origins\":[{\"origin\":null,\"processes\":1},"
+		 "{\"origin\":\"system\",\"processes\":1}],\"distribution\":\"numpy\"}],"
+		 "\"distributions\":[{\"name\":\"numpy\",\"processes\":1,\"incomplete\":0,"
+		 "\"ranks\":\"0\",\"rank_count\":1,\"ranks_truncated\":false,"
+		 "\"versions\":[{\"version\":\"1.24.2\",\"processes\":1}],"
+		 "\"versions_dropped\":0,\"origins\":[{\"origin\":\"system\",\"processes\":1}]}]}");
 	free(rec);
 	pl_mon_node_free(&node);
 }
@@ -328,6 +338,89 @@ static void test_is_staff_from_group_database(void **state)
 	assert_false(pl_monitor_is_staff(987654, 987654, root_group, 1));
 }
 
+/* Issue 13 item 5 / issue 15: 3,000 crafted logs, each with 3 packages of long names
+ * of its own and a main of 4 KiB, would make a record of several MiB: it is cut to
+ * monitor.record_max, the most-used packages kept, and says so. */
+static void test_record_capped_at_record_max(void **state)
+{
+	static char log[16384];
+	struct pl_job_meta meta;
+	struct pl_mon_node node;
+	char main[4097], *rec, *full;
+	size_t len = 0, full_len = 0;
+
+	(void)state;
+	meta_example(&meta);
+	pl_mon_node_init(&node);
+	memset(main, 'm', sizeof(main) - 1);
+	main[sizeof(main) - 1] = '\0';
+	for (int i = 0; i < 3000; i++) {
+		snprintf(
+		    log, sizeof(log),
+		    "pylaunch-monitor 2\njob\t77\nmain\t/%d%s\nimport\tcommon\n"
+		    "import\tpkg_%d_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+		    "import\tpkg_%d_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n"
+		    "dist\tcommon\tcommon-dist\t1.0\tvenv\nexit\t1700000000\n",
+		    i, main, i, i);
+		add_log(&node, log);
+	}
+	pl_mon_node_sort(&node);
+	full = pl_monitor_record(&meta, &node, &full_len);
+	assert_non_null(full);
+	assert_true(full_len > 3 * 512 * 1024);
+	rec = pl_monitor_record_capped(&meta, &node, 1024 * 1024, &len);
+	assert_non_null(rec);
+	assert_int_equal(strlen(rec), len);
+	assert_true(len <= 1024 * 1024);
+	assert_true(json_valid_ascii(rec));
+	assert_non_null(strstr(rec, "\"truncated\":true"));
+	assert_null(strstr(rec, "\"record\":0}"));
+	assert_non_null(strstr(rec, "\"processes\":3000,"));
+	/* The package all 3,000 processes used is kept. */
+	assert_non_null(strstr(rec, "{\"name\":\"common\",\"processes\":3000,"));
+	assert_non_null(
+	    strstr(rec, "\"distributions\":[{\"name\":\"common-dist\",\"processes\":3000,"));
+	free(rec);
+	/* Under the bound nothing is cut. */
+	rec = pl_monitor_record_capped(&meta, &node, full_len, &len);
+	assert_int_equal(len, full_len);
+	assert_non_null(strstr(rec, "\"record\":0}"));
+	free(rec);
+	free(full);
+	pl_mon_node_free(&node);
+}
+
+/* attr and attrs come from one distribution: counted once a process. */
+static void test_record_distribution_once_per_process(void **state)
+{
+	struct pl_job_meta meta;
+	struct pl_mon_node node;
+	char *rec;
+
+	(void)state;
+	meta_example(&meta);
+	pl_mon_node_init(&node);
+	for (int i = 0; i < 2; i++)
+		add_log(&node, "pylaunch-monitor 2\njob\t77\nrank\t3\nimport\tattr\nimport\tattrs\n"
+			       "version\tattr\t0.0\n"
+			       "dist\tattr\tattrs\t23.1.0\tuser\ndist\tattrs\tattrs\t23.1.0\tuser\n"
+			       "status\t3\nexit\t1700000000\n");
+	rec = record_of(&meta, &node);
+	assert_non_null(strstr(rec, "{\"name\":\"attr\",\"processes\":2,"));
+	assert_non_null(strstr(rec, "{\"name\":\"attrs\",\"processes\":2,"));
+	/* The metadata's version replaces __version__. */
+	assert_null(strstr(rec, "\"0.0\""));
+	assert_non_null(strstr(rec, "\"distributions\":[{\"name\":\"attrs\",\"processes\":2,"
+				    "\"incomplete\":0,\"ranks\":\"3\",\"rank_count\":1,"
+				    "\"ranks_truncated\":false,"
+				    "\"versions\":[{\"version\":\"23.1.0\",\"processes\":2}],"
+				    "\"versions_dropped\":0,"
+				    "\"origins\":[{\"origin\":\"user\",\"processes\":2}]}]"));
+	assert_non_null(strstr(rec, "\"exit_statuses\":[{\"status\":\"3\",\"processes\":2}]"));
+	free(rec);
+	pl_mon_node_free(&node);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +436,8 @@ int main(void)
 	    cmocka_unit_test(test_meta_from_env),
 	    cmocka_unit_test(test_groups_intersect),
 	    cmocka_unit_test(test_is_staff_from_group_database),
+	    cmocka_unit_test(test_record_capped_at_record_max),
+	    cmocka_unit_test(test_record_distribution_once_per_process),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -44,10 +44,15 @@ static int setup(void **state)
 	snprintf(f->outside, sizeof(f->outside), "%s/outside", f->top);
 	mkdir(f->hook_src, 0755);
 	mkdir(f->outside, 0755);
-	snprintf(path, sizeof(path), "%s/sitecustomize.py", f->hook_src);
-	hook = fopen(path, "w");
-	fputs("# the hook\n", hook);
-	fclose(hook);
+	for (int i = 0; i < 3; i++) {
+		static const char *const files[] = {"sitecustomize.py", "usercustomize.py",
+						    "pylaunch_monitor.py"};
+
+		snprintf(path, sizeof(path), "%s/%s", f->hook_src, files[i]);
+		hook = fopen(path, "w");
+		fputs("# the hook\n", hook);
+		fclose(hook);
+	}
 	snprintf(path, sizeof(path), "%s/precious", f->outside);
 	hook = fopen(path, "w");
 	fputs("keep me\n", hook);
@@ -127,6 +132,10 @@ static void test_prepare_layout(void **state)
 	assert_mode_owner(path, 0700, job_uid());
 	path_of(f, "77/.hook/sitecustomize.py", path, sizeof(path));
 	assert_mode_owner(path, 0644, job_uid());
+	path_of(f, "77/.hook/usercustomize.py", path, sizeof(path));
+	assert_mode_owner(path, 0644, job_uid());
+	path_of(f, "77/.hook/pylaunch_monitor.py", path, sizeof(path));
+	assert_mode_owner(path, 0644, job_uid());
 	assert_int_equal(pl_test_log_count(), 0);
 
 	/* A second job next to it; a stale spool of the same id is replaced. */
@@ -152,32 +161,44 @@ static void test_prepare_fixes_mode_of_own_base(void **state)
 	assert_mode_owner(f->spool, 0755, geteuid());
 }
 
-static void test_prepare_refuses_symlinked_base(void **state)
+/* A link planted at the base is swapped out, never followed (issue 13). */
+static void test_prepare_reclaims_symlinked_base(void **state)
 {
 	struct fixture *f = *state;
 	char path[256];
+	int fd;
 
 	assert_int_equal(symlink(f->outside, f->spool), 0);
+	assert_int_equal(pl_monitor_spool_open(f->spool, 77), -1);
+	assert_true(pl_test_log_contains("not a directory of root's"));
 	assert_int_equal(pl_monitor_spool_prepare(f->spool, 77, job_uid(), job_gid(), f->hook_src),
-			 -1);
-	assert_true(pl_test_log_contains("symbolic link"));
+			 0);
+	assert_true(pl_test_log_contains("was a symbolic link"));
+	assert_mode_owner(f->spool, 0755, geteuid());
 	snprintf(path, sizeof(path), "%s/77", f->outside);
 	assert_false(exists(path));
-	assert_int_equal(pl_monitor_spool_open(f->spool, 77), -1);
+	fd = pl_monitor_spool_open(f->spool, 77);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(pl_monitor_spool_remove(f->spool, 77, 1000), 0);
 }
 
-static void test_prepare_refuses_base_of_another_user(void **state)
+static void test_prepare_reclaims_base_of_another_user(void **state)
 {
 	struct fixture *f = *state;
+	char path[256];
 
 	if (geteuid() != 0)
 		skip();
 	assert_int_equal(mkdir(f->spool, 0755), 0);
 	assert_int_equal(chown(f->spool, OTHER_UID, OTHER_GID), 0);
-	assert_int_equal(pl_monitor_spool_prepare(f->spool, 77, OTHER_UID, OTHER_GID, f->hook_src),
-			 -1);
-	assert_true(pl_test_log_contains("owned by uid 12345, not by root"));
 	assert_int_equal(pl_monitor_spool_remove(f->spool, 77, 1000), -1);
+	assert_int_equal(pl_monitor_spool_prepare(f->spool, 77, OTHER_UID, OTHER_GID, f->hook_src),
+			 0);
+	assert_true(pl_test_log_contains("owned by uid 12345"));
+	assert_mode_owner(f->spool, 0755, geteuid());
+	path_of(f, "77", path, sizeof(path));
+	assert_mode_owner(path, 0700, OTHER_UID);
 }
 
 static void test_prepare_without_hook(void **state)
@@ -316,8 +337,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_prepare_layout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_prepare_fixes_mode_of_own_base, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_prepare_refuses_symlinked_base, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_prepare_refuses_base_of_another_user, setup,
+	    cmocka_unit_test_setup_teardown(test_prepare_reclaims_symlinked_base, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_prepare_reclaims_base_of_another_user, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_prepare_without_hook, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open, setup, teardown),

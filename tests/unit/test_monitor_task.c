@@ -63,6 +63,24 @@ spank_err_t spank_setenv(spank_t sp, const char *var, const char *val, int overw
 	return ESPANK_SUCCESS;
 }
 
+/* The task's command line, for S_JOB_ARGV. */
+static char *task_argv[2] = {"/usr/bin/python3.11", NULL};
+static int task_argc = 1;
+
+spank_err_t spank_get_item(spank_t sp, spank_item_t item, ...)
+{
+	va_list ap;
+
+	(void)sp;
+	if (item != S_JOB_ARGV)
+		return ESPANK_BAD_ARG;
+	va_start(ap, item);
+	*va_arg(ap, int *) = task_argc;
+	*va_arg(ap, char ***) = task_argv;
+	va_end(ap);
+	return ESPANK_SUCCESS;
+}
+
 const char *spank_strerror(spank_err_t err)
 {
 	return err == ESPANK_NOSPACE ? "Insufficient space in buffer" : "error";
@@ -246,6 +264,40 @@ static void test_task_env_pythonpath_too_long(void **state)
 	free(huge);
 }
 
+static void test_python_names(void **state)
+{
+	static const char *const python[] = {"python", "python3", "/usr/bin/python3.11", "./pypy3",
+					     "/opt/x/bin/python3.12"};
+	static const char *const other[] = {
+	    "bash", "/usr/bin/python3-config", "pythonista", "", "/bin/env", "mypython3"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(python) / sizeof(python[0]); i++)
+		assert_true(pl_monitor_is_python(python[i]));
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		assert_false(pl_monitor_is_python(other[i]));
+	assert_false(pl_monitor_is_python(NULL));
+}
+
+/* A Python task gets its note <pid>.python-task; another command none. */
+static void test_task_env_notes_python_tasks(void **state)
+{
+	struct fixture *f = *state;
+	char path[256];
+	struct stat st;
+
+	assert_int_equal(pl_monitor_task_env(&f->env, f->spool, 31), 0);
+	snprintf(path, sizeof(path), "%s/31/%ld.python-task", f->spool, (long)getpid());
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_size, 0);
+	unlink(path);
+	task_argv[0] = "/bin/bash";
+	assert_int_equal(pl_monitor_task_env(&f->env, f->spool, 31), 0);
+	task_argv[0] = "/usr/bin/python3.11";
+	assert_int_equal(stat(path, &st), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,6 +309,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_task_env_opt_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_task_env_no_hook_on_this_node, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_task_env_pythonpath_too_long, setup, teardown),
+	    cmocka_unit_test(test_python_names),
+	    cmocka_unit_test_setup_teardown(test_task_env_notes_python_tasks, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

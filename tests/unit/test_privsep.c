@@ -10,13 +10,21 @@
 /* cmocka.h needs the headers above first. */
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "purge.h"
@@ -152,33 +160,106 @@ static void test_stage_base_made_root_owned(void **state)
 	close(fd);
 }
 
-static void test_stage_base_symlink_refused(void **state)
+/* Nothing of ours is left beside the base once a plant is reclaimed. */
+static int entries_in(const char *dir)
 {
-	char base[300];
-	char err[256];
-	int fd;
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
 
-	(void)state;
-	need_root();
-	snprintf(base, sizeof(base), "%s/linked", tmp);
-	assert_int_equal(symlink("/etc", base), 0);
-	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "is a symbolic link"));
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
 }
 
-static void test_stage_base_owned_by_user_refused(void **state)
+static void assert_root_base(int fd)
 {
-	char base[300];
-	char err[256];
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+}
+
+static void test_stage_base_symlink_reclaimed(void **state)
+{
+	char parent[300], base[320], victim[320], keep[340];
+	char err[256] = "";
 	int fd;
 
 	(void)state;
 	need_root();
-	snprintf(base, sizeof(base), "%s/planted", tmp);
-	assert_int_equal(mkdir(base, 0755), 0);
-	assert_int_equal(chown(base, nobody.uid, nobody.gid), 0);
-	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "not a root-owned directory"));
+	snprintf(parent, sizeof(parent), "%s/shm-link", tmp);
+	snprintf(base, sizeof(base), "%s/pylaunch", parent);
+	snprintf(victim, sizeof(victim), "%s/link-victim", tmp);
+	snprintf(keep, sizeof(keep), "%s/keep", victim);
+	assert_int_equal(mkdir(parent, 01777), 0);
+	assert_int_equal(chmod(parent, 01777), 0);
+	assert_int_equal(mkdir(victim, 0755), 0);
+	close(open(keep, O_CREAT | O_WRONLY, 0644));
+	assert_int_equal(symlink(victim, base), 0);
+	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), 0);
+	assert_root_base(fd);
+	close(fd);
+	assert_int_equal(entries_in(parent), 1);
+	assert_int_equal(access(keep, F_OK), 0);
+}
+
+/* A user's `mkdir /dev/shm/pylaunch`, with a tree that resists: mode 000 directories and
+ * a link to a file of root's, which must survive. */
+static int plant_tree(void *arg, char *msg, size_t len)
+{
+	const char *base = arg;
+	char path[400];
+
+	(void)msg;
+	(void)len;
+	snprintf(path, sizeof(path), "%s/a", base);
+	if (mkdir(base, 0755) < 0 || mkdir(path, 0700) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/a/b", base);
+	if (mkdir(path, 0700) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/a/b/f", base);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	snprintf(path, sizeof(path), "%s/passwd", base);
+	if (symlink("/etc/passwd", path) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/a/b", base);
+	chmod(path, 0);
+	snprintf(path, sizeof(path), "%s/a", base);
+	return chmod(path, 0);
+}
+
+static void test_stage_base_planted_dir_reclaimed(void **state)
+{
+	char parent[300], base[320];
+	char err[256] = "";
+	int fd;
+
+	(void)state;
+	need_root();
+	snprintf(parent, sizeof(parent), "%s/shm-dir", tmp);
+	snprintf(base, sizeof(base), "%s/pylaunch", parent);
+	assert_int_equal(mkdir(parent, 01777), 0);
+	assert_int_equal(chmod(parent, 01777), 0);
+	assert_int_equal(pl_run_as_user(&nobody, plant_tree, base, 10, err, sizeof(err)), 0);
+	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), 0);
+	assert_root_base(fd);
+	close(fd);
+	assert_int_equal(entries_in(base), 0);
+	assert_int_equal(entries_in(parent), 1);
+	assert_int_equal(access("/etc/passwd", F_OK), 0);
+	/* A plain file planted there goes too; a second open keeps what is now root's. */
+	assert_int_equal(rmdir(base), 0);
+	close(open(base, O_CREAT | O_WRONLY, 0644));
+	assert_int_equal(pl_stage_base_open(base, &fd, err, sizeof(err)), 0);
+	assert_root_base(fd);
+	close(fd);
+	assert_int_equal(entries_in(parent), 1);
 }
 
 static void test_job_dir_belongs_to_user_0700_and_status_round_trips(void **state)
@@ -242,6 +323,134 @@ static void test_purge_does_not_follow_links_and_opens_locked_dirs(void **state)
 	assert_int_equal(access(path, F_OK), 0);
 }
 
+/* ------------------------------------------------------------ nothing outlives the work */
+
+struct daemonize {
+	char lock[300]; /* a file the daemon holds locked while it lives */
+	bool hang;	/* the work itself then never returns (the timeout kills it) */
+};
+
+/* Starts a daemon the way a hostile conda-unpack would (fork, setsid, hold on), waits until
+ * it holds its lock, and returns (or hangs). */
+static int start_daemon(void *arg, char *msg, size_t len)
+{
+	const struct daemonize *d = arg;
+	int ready[2];
+	char c;
+
+	if (pipe(ready) < 0)
+		return -1;
+	if (fork() == 0) {
+		int fd;
+
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		fd = open(d->lock, O_RDWR | O_CREAT, 0600);
+		if (fd < 0 || flock(fd, LOCK_EX) < 0)
+			_exit(1);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	if (read(ready[0], &c, 1) != 1) {
+		snprintf(msg, len, "the daemon did not start");
+		return -1;
+	}
+	while (d->hang)
+		pause();
+	return 0;
+}
+
+/* The daemon is gone once the lock is free: a process's locks go with it. */
+static bool daemon_gone(const char *lock)
+{
+	int fd = open(lock, O_RDWR);
+	bool gone = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return gone;
+}
+
+static void daemon_dir(struct daemonize *d, const char *name)
+{
+	char dir[300];
+
+	snprintf(dir, sizeof(dir), "%s/%s", tmp, name);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(chown(dir, nobody.uid, nobody.gid), 0);
+	snprintf(d->lock, sizeof(d->lock), "%s/lock", dir);
+}
+
+static void test_setsid_daemon_does_not_outlive_the_work(void **state)
+{
+	struct daemonize d = {.hang = false};
+	char msg[256];
+
+	(void)state;
+	need_root();
+	daemon_dir(&d, "daemon-done");
+	assert_int_equal(pl_run_as_user(&nobody, start_daemon, &d, 10, msg, sizeof(msg)), 0);
+	assert_int_equal(access(d.lock, F_OK), 0);
+	assert_true(daemon_gone(d.lock));
+}
+
+static void test_setsid_daemon_does_not_outlive_a_timeout(void **state)
+{
+	struct daemonize d = {.hang = true};
+	char msg[256];
+
+	(void)state;
+	need_root();
+	daemon_dir(&d, "daemon-hung");
+	/* 3 s: time enough for the daemon to start, under valgrind too (its lock must exist). */
+	assert_int_equal(pl_run_as_user(&nobody, start_daemon, &d, 3, msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "did not finish within 3 s"));
+	assert_int_equal(access(d.lock, F_OK), 0);
+	assert_true(daemon_gone(d.lock));
+}
+
+/* close_range refused (seccomp, as a site's profile or an old kernel would): the daemon's
+ * descriptors are closed one by one all the same. Needs no root. */
+static void test_fds_closed_without_close_range(void **state)
+{
+	struct sock_filter filter[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_close_range, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = 4, .filter = filter};
+	int status;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_RDONLY);
+
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+			_exit(10);
+		if (close_range(200, 200, 0) == 0 || errno != ENOSYS)
+			_exit(11);
+		dup2(fd, 10);
+		dup2(fd, 20);
+		dup2(fd, 30);
+		dup2(fd, 1000);
+		pl_close_inherited_fds(20, -1);
+		if (fcntl(10, F_GETFD) != -1 || fcntl(30, F_GETFD) != -1 ||
+		    fcntl(1000, F_GETFD) != -1)
+			_exit(12);
+		_exit(fcntl(20, F_GETFD) == -1 ? 13 : 0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,10 +459,13 @@ int main(void)
 	    cmocka_unit_test(test_overrunning_work_is_killed),
 	    cmocka_unit_test(test_user_cannot_write_where_root_could),
 	    cmocka_unit_test(test_stage_base_made_root_owned),
-	    cmocka_unit_test(test_stage_base_symlink_refused),
-	    cmocka_unit_test(test_stage_base_owned_by_user_refused),
+	    cmocka_unit_test(test_stage_base_symlink_reclaimed),
+	    cmocka_unit_test(test_stage_base_planted_dir_reclaimed),
 	    cmocka_unit_test(test_job_dir_belongs_to_user_0700_and_status_round_trips),
 	    cmocka_unit_test(test_purge_does_not_follow_links_and_opens_locked_dirs),
+	    cmocka_unit_test(test_setsid_daemon_does_not_outlive_the_work),
+	    cmocka_unit_test(test_setsid_daemon_does_not_outlive_a_timeout),
+	    cmocka_unit_test(test_fds_closed_without_close_range),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
