@@ -11,7 +11,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LIB = os.path.join(REPO, "tools", "report")
 sys.path.insert(0, LIB)
 
-# The record of README.md's example, schema_version 1.
+# The record of README.md's example as it was in schema_version 1 (src/monitor_record.c of
+# 057f67e); README.md shows schema_version 2 now (test_record.py reads it).
 BASE = {
     "schema": "pylaunch-monitor-record", "schema_version": 1, "cluster": "cluster",
     "job_id": 4242, "node": "node1", "user": "alice", "uid": 1000, "account": "proj1",

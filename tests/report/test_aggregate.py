@@ -133,9 +133,9 @@ def test_sampled_counts_are_estimated_and_flagged(loaded):
 
 def test_sample_rate_and_hookless_processes_from_schema_2(tmp_path, db):
     recs = [rec(1, "n1", "alice", ["numpy"], schema_version=2, sample_rate=0.25,
-                processes_without_hook=3),
+                python_tasks_unhooked=3),
             rec(2, "n1", "bob", ["numpy"], schema_version=2, sample_rate=0.25,
-                processes_without_hook=0),
+                python_tasks_unhooked=0),
             rec(3, "n1", "bob", ["numpy"])]  # schema 1: rate not known, taken as 1
     store.Loader(db).load(write_lines(tmp_path / "f.jsonl", recs))
     rep = build(db)

@@ -17,24 +17,39 @@ def readme_example():
 
 
 def test_readme_example_reads_with_every_field():
-    r = record.normalise(readme_example())
+    r = record.normalise(readme_example())  # schema_version 2 since issue 15
     assert (r["cluster"], r["job_id"], r["node"], r["user"]) == ("cluster", 4242, "node1", "alice")
-    assert r["num_nodes"] == 3 and r["processes"] == 2 and r["schema_version"] == 1
+    assert r["num_nodes"] == 3 and r["processes"] == 2 and r["schema_version"] == 2
     assert r["start"] == pytest.approx(1795294909.138)  # date -d 2026-11-21T21:01:49Z +%s
     assert r["end_text"].endswith(".379Z")
-    assert [p[0] for p in r["packages"]] == ["ctypes", "numpy"]
-    assert r["packages"][1][6] == [("1.24.2", 2)]
+    assert r["packages"] == [("ctypes", 2, 0, 2, None, None, [("1.1.0", 2)]),
+                             ("numpy", 2, 0, 2, "numpy", "system", [("1.24.2", 2)])]
     assert r["interpreters"] == [("/usr/bin/python3", "3.11.2", "cpython", 2)]
     assert r["is_container"] and not r["is_staff"] and not r["partial"]
-    assert r["without_hook"] is None and r["sample_rate"] is None  # not in schema 1
+    assert (r["without_hook"], r["unlogged"], r["dropped"]) == (0, 0, 0)
+    assert r["sample_rate"] is None  # not in the records: --sample-rate
+
+
+def test_schema_1_record_reads_the_same_job():
+    v1, v2 = record.normalise(rec(packages=["numpy"])), record.normalise(readme_example())
+    same = ("cluster", "job_id", "node", "user", "num_nodes", "start", "end", "processes")
+    assert [v1[k] for k in same] == [v2[k] for k in same]
+    assert v1["schema_version"] == 1 and v1["without_hook"] is None  # not in schema 1
+
+
+def test_schema_2_origins_the_most_common_one():
+    p = dict(pkg("numpy"), origins=[{"origin": None, "processes": 5},
+                                    {"origin": "venv", "processes": 1},
+                                    {"origin": "bundle", "processes": 3}])
+    assert record.normalise(rec(packages=[p]))["packages"][0][5] == "bundle"
 
 
 def test_schema_2_fields_are_read():
     p = {"name": "numpy", "processes": 4, "version": "2.0.1", "distribution": "numpy",
          "origin": "conda", "rank_count": 4}
-    r = record.normalise(rec(schema_version=2, packages=[p], processes_without_hook=3,
-                             processes_unlogged=1, truncated={"packages": True},
-                             dropped=5, sample_rate=0.25))
+    r = record.normalise(rec(schema_version=2, packages=[p], python_tasks_unhooked=3,
+                             processes_unlogged=1, truncated=True, sample_rate=0.25,
+                             dropped={"packages": 2, "imports": 3, "record": 0}))
     assert r["packages"] == [("numpy", 4, 0, 4, "numpy", "conda", [("2.0.1", 4)])]
     assert r["without_hook"] == 3 and r["unlogged"] == 1
     assert r["truncated"] is True and r["dropped"] == 5 and r["sample_rate"] == 0.25
@@ -88,7 +103,3 @@ def test_syslog_framing():
         record.framing("Nov 21 node1 kernel: nothing here")
     with pytest.raises(record.Malformed):
         record.framing('<158>1 - - pylaunch 7 pymonitor [pylaunch@32473 id="x" part="4" of="3"] {')
-
-
-def test_base_fixture_is_the_readme_example():
-    assert readme_example() | {"packages": []} == BASE | {"packages": []}

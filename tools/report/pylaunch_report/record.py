@@ -110,6 +110,21 @@ def _versions(pkg, processes):
     return out
 
 
+def _origin(pkg):
+    """Where most of the package's processes imported it from (schema 2's "origins":
+    bundle, venv, user, system, other), or a plain "origin"; None when not known."""
+    origins = pkg.get("origins")
+    if type(origins) is list:  # noqa: E721
+        best, most = None, 0
+        for o in origins:
+            if type(o) is dict:  # noqa: E721
+                name, n = _str(o.get("origin")), _int(o.get("processes")) or 0
+                if name and n > most:
+                    best, most = name, n
+        return best
+    return _str(pkg.get("origin"))
+
+
 def _packages(items):
     """[(name, processes, incomplete, rank_count, distribution, origin, versions)]; items
     that are not packages are left out. The loop is written out: it runs for every
@@ -129,7 +144,7 @@ def _packages(items):
         incomplete = incomplete if type(incomplete) is int and incomplete >= 0 else 0  # noqa
         ranks = ranks if type(ranks) is int and ranks >= 0 else None  # noqa: E721
         out.append((name, processes, incomplete, ranks, _str(get("distribution")),
-                    _str(get("origin")), _versions(pkg, processes)))
+                    _origin(pkg), _versions(pkg, processes)))
     return out
 
 
@@ -207,9 +222,11 @@ def normalise(rec):
         "logs_skipped": _int(rec.get("logs_skipped")),
         "lines_skipped": _int(rec.get("lines_skipped")),
         "dropped": _count(rec.get("dropped")),
-        # Schema 2: processes that ran without the hook, or whose logs were lost.
-        "without_hook": _count(_first(rec, "processes_without_hook", "without_hook")),
+        # Schema 2: Python tasks that ran without the hook (python -I/-S/-E, an unwritable
+        # spool), and processes whose log could not be made (a full spool).
+        "without_hook": _count(_first(rec, "python_tasks_unhooked", "processes_without_hook")),
         "unlogged": _count(_first(rec, "processes_unlogged", "unlogged")),
+        # Not in schema 2: the report's --sample-rate gives it.
         "sample_rate": _float(_first(rec, "sample_rate", "sampling")),
         "interpreters": [i for i in map(_interpreter, _list(rec, "interpreters")) if i],
         "packages": _packages(rec.get("packages")),
