@@ -3,7 +3,7 @@
 #
 # Each node is one slurmd in its own network, mount and UTS namespace (own
 # address on a private bridge, own hostname, own tmpfs /dev/shm and /run/pylaunch);
-# slurmctld and munged run on the host. Must run as root. Run inside a chroot
+# slurmctld and munged run on the host. Must run as root. Run in another root
 # (tests/cluster/suite.sh), the nodes run from that same root.
 #
 #   cluster.sh deps             install the Debian packages the cluster needs

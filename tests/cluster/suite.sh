@@ -4,7 +4,7 @@
 #   suite.sh RELEASE [PYTEST ARGS...]
 #
 # 22.05 is this machine's own Slurm (Debian 12). 24.11 and 26.05 run in a root file system of
-# Debian 13 / unstable (rootfs.sh): a private mount namespace chroots into it with the source
+# Debian 13 / unstable (rootfs.sh): a private mount namespace pivots into it with the source
 # tree bind-mounted at the same path, builds the plugin there against that release's
 # libslurm-dev, and runs the tests, whose cluster (slurmctld, munged and every node's slurmd,
 # entered with nsenter --root) then runs that release's daemons. The host's cluster lock is
@@ -51,6 +51,8 @@ inside() {
 enter() {
 	local root=$1 release=$2
 	shift 2
+	# A mount point of its own: `ip -n` remounts / (make-rslave), which needs one.
+	mount --bind "$root" "$root"
 	mount -t proc proc "$root/proc"
 	mount --rbind /sys "$root/sys"
 	mount --rbind /dev "$root/dev"
@@ -65,7 +67,15 @@ enter() {
 	touch "$root$LOCK"
 	mount --bind "$LOCK" "$root$LOCK"
 	cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
-	exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+	# pivot_root, not chroot: a job's namespace (job_container/tmpfs, namespace/tmpfs) is joined
+	# with setns, which puts a process at the root of the mount namespace - the root file
+	# system only if it is that root.
+	mkdir -p "$root/.pl-oldroot"
+	cd "$root"
+	pivot_root . .pl-oldroot
+	cd /
+	umount -l /.pl-oldroot
+	exec /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
 		LANG=C.UTF-8 ${NODES:+NODES=$NODES} bash "$top/tests/cluster/suite.sh" --inside "$release" "$@"
 }
 
