@@ -280,15 +280,22 @@ int pl_venv_rewrite_scripts(const char *venv, unsigned *count, char *msg, size_t
 	char old[PATH_MAX];
 	struct dirent *e;
 	DIR *d;
+	int fd;
 	int rc = 0;
 
 	*count = 0;
 	if (made_at(venv, old, sizeof(old)) < 0 || strcmp(old, venv) == 0)
 		return 0;
 	snprintf(bin, sizeof(bin), "%s/bin", venv);
-	d = opendir(bin);
-	if (!d)
+	/* A bin/ that is a symlink leads out of the tree, to files that are not the staged copy's.
+	 */
+	fd = open(bin, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
 		return 0;
+	}
 	while (rc == 0 && (e = readdir(d)))
 		if (e->d_name[0] != '.' && rewrite_one(dirfd(d), e->d_name, old, venv, count) < 0) {
 			snprintf(msg, len, "%s/%s: cannot rewrite its shebang: %s", bin, e->d_name,

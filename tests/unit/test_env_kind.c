@@ -245,6 +245,35 @@ static void test_venv_bare_activate_debian(void **state)
 	assert_int_equal(count, 1);
 }
 
+static void test_venv_bin_symlink_not_followed(void **state)
+{
+	char outside[PATH_MAX];
+	char script[PATH_MAX];
+	unsigned count;
+	char msg[256];
+	FILE *f;
+
+	(void)state;
+	make_temp_dir(outside, "pl-envkind", "outside");
+	f = fopen(join(script, outside, "t"), "w");
+	assert_non_null(f);
+	fputs("#!/old/v/bin/python\n", f);
+	fclose(f);
+	f = fopen(join(script, outside, "activate"), "w");
+	assert_non_null(f);
+	fputs("VIRTUAL_ENV='/old/v'\n", f);
+	fclose(f);
+	link_to("bin", outside);
+	assert_int_equal(pl_venv_rewrite_scripts(root, &count, msg, sizeof(msg)), 0);
+	assert_int_equal(count, 0);
+	f = fopen(join(script, outside, "t"), "r");
+	assert_non_null(f);
+	assert_non_null(fgets(msg, sizeof(msg), f));
+	fclose(f);
+	assert_string_equal(msg, "#!/old/v/bin/python\n");
+	remove_tree(outside);
+}
+
 static void test_venv_uv_activate_single_quotes(void **state)
 {
 	char want[PATH_MAX + 64];
@@ -279,6 +308,7 @@ int main(void)
 	    T(test_venv_home_missing_is_named),
 	    T(test_venv_scripts_pointed_at_the_staged_copy),
 	    T(test_venv_bare_activate_debian),
+	    T(test_venv_bin_symlink_not_followed),
 	    T(test_venv_uv_activate_single_quotes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
