@@ -20,8 +20,9 @@
 # that never reached sys.modules (a find_spec probe) is retracted later. Packages that
 # .pth files imported before the hook are taken from sys.modules at start. Versions,
 # distributions and origins come from the installed metadata (*.dist-info, *.egg-info
-# next to the package), read once at exit; __version__ (any str) is taken as it appears,
-# for processes that never reach their exit.
+# next to the package), read at exit by the job's first process on the node that needs
+# them and cached in the spool for the others (.hook/dists-*.txt); __version__ (any str)
+# is taken as it appears, for processes that never reach their exit.
 #
 # Rules: Python 3.6 syntax; no signal handlers; every error of the hook is swallowed;
 # it never prints; the program's behaviour, output and exit code are unchanged (in a
