@@ -3,19 +3,26 @@
 
     bench/monitor_overhead.py [--runs N] [--python PATH] [--out FILE]
 
-Runs `PYTHON -c pass` and `PYTHON -c 'import numpy, scipy'` without the hook and
-with it, interleaved (every round runs each variant once, in a shuffled order, so
+Runs `PYTHON -c pass`, `PYTHON -c 'import numpy'` and `PYTHON -c 'import pandas'`
+without the hook and with it, interleaved (every round runs each variant once, in a shuffled order, so
 a load change on the machine hits all of them alike), and reports medians of the
 wall-clock time and of the CPU time (user + system, from wait4) of the child.
 The overhead is the median of the per-round differences to the run without the
 hook. The hook is set up as the prolog does it: copied into the job's spool (a
-fresh directory in /dev/shm) as <spool>/.hook/sitecustomize.py. Variants:
+fresh directory in /dev/shm) as <spool>/.hook/{sitecustomize,usercustomize,
+pylaunch_monitor}.py. ratio is with / without (medians). Variants:
 
   warm   every process but the first of a job on a node and Python version: the
          hook's byte code is cached next to the copy (written by Python, or by
-         the hook itself under PYTHONDONTWRITEBYTECODE)
-  cold   the first one: compiles the hook and writes the cache Writes
-bench/results/monitor_overhead.json and prints one Markdown table row per case.
+         the hook itself under PYTHONDONTWRITEBYTECODE), and so are the
+         distributions earlier processes resolved
+  cold   the first one: compiles the hook and writes the cache
+
+The retry pattern (issue 15): a function that tries to import a missing optional
+dependency, called 1k, 20k and 100k times in one process, with and without the hook:
+the time per call and the size of the log must not grow with the count.
+
+Writes bench/results/monitor_overhead.json and prints one Markdown table row per case.
 Target (issue 4): under 3 ms and under 5 % of `python3 -c pass`.
 """
 import argparse
@@ -47,9 +54,51 @@ def run_once(python, code, env):
     return wall, usage.ru_utime + usage.ru_stime
 
 
+HOOK_FILES = ('sitecustomize.py', 'usercustomize.py', 'pylaunch_monitor.py')
+
+RETRY = '''
+import sys, time
+def optional():
+    try:
+        import no_such_optional_dependency
+    except ImportError:
+        return None
+n = int(sys.argv[1])
+start = time.perf_counter()
+for _ in range(n):
+    optional()
+print(time.perf_counter() - start)
+'''
+
+
 def install_hook(spool):
     os.makedirs(os.path.join(spool, '.hook'))
-    shutil.copy(os.path.join(TOP, 'share', 'sitecustomize.py'), os.path.join(spool, '.hook'))
+    for name in HOOK_FILES:
+        shutil.copy(os.path.join(TOP, 'share', name), os.path.join(spool, '.hook'))
+
+
+def retry_pattern(python, base_env, hook_env, spool, counts, runs):
+    """Per-call cost of a failed import retried in a loop, and the log it leaves."""
+    out = {}
+    for n in counts:
+        per_call = {'without': [], 'with': []}
+        log_bytes = []
+        for _ in range(runs):
+            for name, env in (('without', base_env), ('with', hook_env)):
+                clean_spool(spool, True)
+                done = subprocess.run([python, '-c', RETRY, str(n)], env=env, timeout=600,
+                                      stdout=subprocess.PIPE, check=True)
+                per_call[name].append(float(done.stdout) / n)
+                if name == 'with':
+                    log_bytes.append(sum(os.path.getsize(os.path.join(spool, f))
+                                         for f in os.listdir(spool) if f.endswith('.log')))
+        without = statistics.median(per_call['without'])
+        with_hook = statistics.median(per_call['with'])
+        out[str(n)] = {'without_us_per_call': round(without * 1e6, 2),
+                       'with_us_per_call': round(with_hook * 1e6, 2),
+                       'ratio': round(with_hook / without, 3),
+                       'log_bytes': max(log_bytes)}
+    return out
 
 
 def clean_spool(spool, keep_cache):
@@ -58,6 +107,9 @@ def clean_spool(spool, keep_cache):
             os.unlink(os.path.join(spool, name))
     if not keep_cache:
         shutil.rmtree(os.path.join(spool, '.hook', '__pycache__'), ignore_errors=True)
+        for name in os.listdir(os.path.join(spool, '.hook')):
+            if name.startswith('dists-'):  # the job's cache of resolved distributions
+                os.unlink(os.path.join(spool, '.hook', name))
 
 
 def median_ms(values):
@@ -77,6 +129,7 @@ def summarize(samples, base):
             out[name]['overhead_cpu_ms'] = median_ms(diff_cpu)
             out[name]['overhead_wall_ratio'] = round(
                 statistics.median(diff_wall) / statistics.median([w for w, _ in samples[base]]), 4)
+            out[name]['ratio'] = round(out[name]['wall_ms'] / out[base]['wall_ms'], 3)
     return out
 
 
@@ -98,6 +151,7 @@ def measure(python, code, variants, runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--runs', type=int, default=300)
+    parser.add_argument('--retry-runs', type=int, default=3)
     parser.add_argument('--python', default='/usr/bin/python3')
     parser.add_argument('--out', default=os.path.join(TOP, 'bench', 'results', 'monitor_overhead.json'))
     args = parser.parse_args()
@@ -131,13 +185,17 @@ def main():
         cases = {}
         cases['python3 -c pass'] = summarize(
             measure(args.python, 'pass', variants, args.runs), 'without')
-        heavy = 'import numpy, scipy'
-        if subprocess.run([args.python, '-c', heavy], env=base_env,
-                          stderr=subprocess.DEVNULL).returncode == 0:
-            cases["python3 -c 'import numpy, scipy'"] = summarize(
+        for heavy, share in (('import numpy', 3), ('import pandas', 6)):
+            if subprocess.run([args.python, '-c', heavy], env=base_env,
+                              stderr=subprocess.DEVNULL).returncode != 0:
+                sys.exit('monitor_overhead: %s -c %r fails' % (args.python, heavy))
+            cases["python3 -c '%s'" % heavy] = summarize(
                 measure(args.python, heavy,
-                        {k: variants[k] for k in ('without', 'warm')}, max(args.runs // 3, 20)),
+                        {k: variants[k] for k in ('without', 'warm')},
+                        max(args.runs // share, 20)),
                 'without')
+        retry = retry_pattern(args.python, base_env, hook_env('warm'), spools['warm'],
+                              (1000, 20000, 100000), args.retry_runs)
     finally:
         for spool in spools.values():
             shutil.rmtree(spool, ignore_errors=True)
@@ -155,6 +213,7 @@ def main():
         'meets_target': (warm['overhead_wall_ms'] < TARGET_MS and
                          warm['overhead_wall_ratio'] < TARGET_RATIO),
         'cases': cases,
+        'retry_pattern': retry,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
@@ -170,6 +229,12 @@ def main():
             print('| `%s` | %s | %.2f | %.2f | %+.2f | %+.1f %% | %+.2f |' % (
                 case, name, stats['without']['wall_ms'], s['wall_ms'], s['overhead_wall_ms'],
                 100 * s['overhead_wall_ratio'], s['overhead_cpu_ms']))
+    print()
+    print('| failed import retried | without (us/call) | with (us/call) | ratio | log (bytes) |')
+    print('| --- | --- | --- | --- | --- |')
+    for n, s in retry.items():
+        print('| %s calls | %.1f | %.1f | %.2f | %d |' % (
+            n, s['without_us_per_call'], s['with_us_per_call'], s['ratio'], s['log_bytes']))
     print('meets target (warm, -c pass: < %.0f ms and < %.0f %%): %s' % (
         TARGET_MS, 100 * TARGET_RATIO, result['meets_target']))
 

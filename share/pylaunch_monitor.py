@@ -20,8 +20,9 @@
 # that never reached sys.modules (a find_spec probe) is retracted later. Packages that
 # .pth files imported before the hook are taken from sys.modules at start. Versions,
 # distributions and origins come from the installed metadata (*.dist-info, *.egg-info
-# next to the package), read once at exit; __version__ (any str) is taken as it appears,
-# for processes that never reach their exit.
+# next to the package), read at exit by the job's first process on the node that needs
+# them and cached in the spool for the others (.hook/dists-*.txt); __version__ (any str)
+# is taken as it appears, for processes that never reach their exit.
 #
 # Rules: Python 3.6 syntax; no signal handlers; every error of the hook is swallowed;
 # it never prints; the program's behaviour, output and exit code are unchanged (in a
@@ -706,18 +707,66 @@ def _origin(directory):
     return 'other'
 
 
+# What the processes of the job on this node found in a directory, kept in the spool
+# (<spool>/.hook/dists-<hash>.txt: the directory, then NAME TAB DIST TAB VERSION lines,
+# appended by whichever process resolved a name first): a job's later processes read
+# one small node-local file instead of the metadata on a shared file system.
+def _cache_path(directory):
+    h = 0xcbf29ce484222325
+    for byte in directory.encode('utf-8', 'surrogateescape'):
+        h = ((h ^ byte) * 0x100000001b3) & 0xffffffffffffffff
+    return '%s/.hook/dists-%016x.txt' % (_spool, h)
+
+
+def _load_cache(directory):
+    found = {}
+    try:
+        with open(_cache_path(directory), 'rb') as f:
+            lines = f.read(1 << 20).decode('utf-8', 'replace').split('\n')
+    except OSError:
+        return found
+    if lines[0] != directory:
+        return found
+    for line in lines[1:]:
+        fields = line.split('\t')
+        if len(fields) == 3:
+            found.setdefault(fields[0], (fields[1], fields[2]))
+    return found
+
+
+def _save_cache(directory, lines):
+    try:
+        fd = _os.open(_cache_path(directory), _os.O_WRONLY | _os.O_CREAT | _os.O_APPEND |
+                      _os.O_NOFOLLOW | _os.O_CLOEXEC, 0o600)
+        try:
+            head = directory + '\n' if _os.fstat(fd).st_size == 0 else ''
+            _os.write(fd, (head + ''.join(lines)).encode('utf-8', 'surrogateescape'))
+        finally:
+            _os.close(fd)
+    except (OSError, UnicodeError):
+        pass
+
+
 def _dists(out):
-    cache = {}
+    scans, caches, new = {}, {}, {}
     for name in _recorded:
         if name in _KEPT_STDLIB:
             continue
         directory = _location(name)
-        if directory is None:
+        if directory is None or '\n' in directory:
             continue
-        dist, version = _dist_of(name, directory, cache)
-        out.append('dist\t%s\t%s\t%s\t%s\n' % (
-            name, _printable(dist or '-', 128).replace('\t', ' '),
-            _printable(version or '-', 64).replace('\t', ' '), _origin(directory)))
+        if directory not in caches:
+            caches[directory] = _load_cache(directory)
+        found = caches[directory].get(name)
+        if found is None:
+            dist, version = _dist_of(name, directory, scans)
+            found = (_printable(dist or '-', 128).replace('\t', ' '),
+                     _printable(version or '-', 64).replace('\t', ' '))
+            caches[directory][name] = found
+            new.setdefault(directory, []).append('%s\t%s\t%s\n' % (name, found[0], found[1]))
+        out.append('dist\t%s\t%s\t%s\t%s\n' % (name, found[0], found[1], _origin(directory)))
+    for directory, lines in new.items():
+        _save_cache(directory, lines)
 
 
 # ---------------------------------------------------------------- start

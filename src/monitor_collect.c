@@ -162,6 +162,7 @@ static const struct text_key text_keys[] = {
     {"implementation", PROC_FIELD(implementation), 32},
     {"main", PROC_FIELD(main), 4096},
     {"container", PROC_FIELD(container), 32},
+    {"hook", PROC_FIELD(hook), 32},
 };
 
 static const struct text_key *find_text_key(const struct field *key)
@@ -829,6 +830,7 @@ void pl_mon_node_init(struct pl_mon_node *node)
 	tallies_init(&node->interpreters, PL_MON_TALLY_MAX);
 	tallies_init(&node->containers, PL_MON_TALLY_MAX);
 	tallies_init(&node->statuses, PL_MON_TALLY_MAX);
+	tallies_init(&node->hooks, PL_MON_TALLY_MAX);
 }
 
 void pl_mon_node_free(struct pl_mon_node *node)
@@ -840,6 +842,7 @@ void pl_mon_node_free(struct pl_mon_node *node)
 	tallies_free(&node->interpreters);
 	tallies_free(&node->containers);
 	tallies_free(&node->statuses);
+	tallies_free(&node->hooks);
 	free(node->log_pids);
 	free(node->task_pids);
 	pl_mon_node_init(node);
@@ -893,7 +896,7 @@ int pl_mon_node_add(struct pl_mon_node *node, const struct pl_mon_process *p)
 	    tally_add(&node->mains, p->main, NULL, NULL) < 0 ||
 	    tally_add(&node->interpreters, p->executable, p->pyver, p->implementation) < 0 ||
 	    (p->container && tally_add(&node->containers, p->container, NULL, NULL) < 0) ||
-	    add_status(node, p) < 0 ||
+	    tally_add(&node->hooks, p->hook, NULL, NULL) < 0 || add_status(node, p) < 0 ||
 	    (!p->forked && add_pid(&node->log_pids, &node->n_log_pids, p->pid) < 0))
 		return -1;
 	for (size_t i = 0; i < p->n_imports; i++)
@@ -930,13 +933,15 @@ void pl_mon_node_sort(struct pl_mon_node *node)
 	tallies_sort(&node->interpreters);
 	tallies_sort(&node->containers);
 	tallies_sort(&node->statuses);
+	tallies_sort(&node->hooks);
 }
 
 bool pl_mon_node_truncated(const struct pl_mon_node *node)
 {
 	return table_truncated(&node->pkgs) || table_truncated(&node->dists) ||
 	       node->steps.dropped || node->mains.dropped || node->interpreters.dropped ||
-	       node->containers.dropped || node->statuses.dropped || node->processes_truncated;
+	       node->containers.dropped || node->statuses.dropped || node->hooks.dropped ||
+	       node->processes_truncated;
 }
 
 /* ------------------------------------------------------------------ the spool */

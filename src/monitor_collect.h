@@ -54,6 +54,7 @@ struct pl_mon_import {
 struct pl_mon_process {
 	long long pid, ppid, rank; /* -1 when absent */
 	char *job, *step, *executable, *python, *pyver, *implementation, *main, *container;
+	char *hook;   /* how the hook got in: sitecustomize, usercustomize, pth (format 2) */
 	double start; /* Unix time; 0 when absent */
 	bool exited;  /* an "exit" line: the interpreter reached its normal exit */
 	bool forked;
@@ -116,7 +117,7 @@ struct pl_mon_node {
 	uint64_t lines_skipped;
 	double start; /* earliest start of a process, 0 when none gave one */
 	bool partial; /* the deadline stopped the reading */
-	struct pl_mon_tallies steps, mains, interpreters, containers, statuses;
+	struct pl_mon_tallies steps, mains, interpreters, containers, statuses, hooks;
 	struct pl_mon_table pkgs;	 /* by import name */
 	struct pl_mon_table dists;	 /* by distribution: attr and attrs count once a process */
 	uint32_t processes_truncated;	 /* processes whose hook stopped at 4096 packages */

@@ -393,6 +393,7 @@ static void build(struct pl_text *t, const struct pl_job_meta *meta, const struc
 	static const char *const interp_names[3] = {"executable", "version", "implementation"};
 	static const char *const container_names[3] = {"runtime", NULL, NULL};
 	static const char *const status_names[3] = {"status", NULL, NULL};
+	static const char *const hook_names[3] = {"hook", NULL, NULL};
 	struct pl_text lists = {0};
 
 	add_tallies(&lists, "steps", &node->steps, step_names, cut);
@@ -400,6 +401,7 @@ static void build(struct pl_text *t, const struct pl_job_meta *meta, const struc
 	add_tallies(&lists, "mains", &node->mains, main_names, cut);
 	add_tallies(&lists, "containers", &node->containers, container_names, cut);
 	add_tallies(&lists, "exit_statuses", &node->statuses, status_names, cut);
+	add_tallies(&lists, "hooks", &node->hooks, hook_names, cut);
 	add_table(&lists, "packages", &node->pkgs, true, cut->keep_pkgs, cut);
 	add_table(&lists, "distributions", &node->dists, false, cut->keep_dists, cut);
 	pl_text_addf(t, "{\"schema\":\"%s\",\"schema_version\":%d", PL_MON_RECORD_SCHEMA,

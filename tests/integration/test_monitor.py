@@ -372,6 +372,7 @@ def test_job_script_overwriting_pythonpath_is_still_monitored(workdir):
     assert mine["distribution"] == "mine-dist"
     assert mine["versions"] == [{"version": "1.0", "processes": 1}]
     assert mine["origins"] == [{"origin": "other", "processes": 1}]
+    assert rec["hooks"] == [{"hook": "pth", "processes": 1}]
     assert package(rec, "numpy")["origins"] == [{"origin": "system", "processes": 1}]
 
 
@@ -387,6 +388,7 @@ def test_package_versioned_only_by_its_metadata(workdir):
     onlymeta = package(rec, "onlymeta")
     assert onlymeta["versions"] == [{"version": "4.5.6", "processes": 1}]
     assert onlymeta["distribution"] == "only-meta"
+    assert rec["hooks"] == [{"hook": "sitecustomize", "processes": 1}]
     (dist,) = [d for d in rec["distributions"] if d["name"] == "only-meta"]
     assert dist["processes"] == 1 and dist["versions"] == onlymeta["versions"]
 

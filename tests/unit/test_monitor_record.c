@@ -154,7 +154,7 @@ static void test_record_exact(void **state)
 	/* Format 2 with its distribution and exit status, and a format 1 log. */
 	add_log(&node, "pylaunch-monitor 2\njob\t77\nrank\t0\nstep\t0\nstart\t1700000000\n"
 		       "executable\t/usr/bin/python3\npyver\t3.11.2\nimplementation\tcpython\n"
-		       "main\t/home/u/run.py\nimport\tnumpy\nversion\tnumpy\t1.24.2\n"
+		       "main\t/home/u/run.py\nhook\tpth\nimport\tnumpy\nversion\tnumpy\t1.24.2\n"
 		       "dist\tnumpy\tnumpy\t1.24.2\tsystem\nstatus\t0\nexit\t1700000010\n");
 	add_log(&node, "pylaunch-monitor 1\njob\t77\nrank\t1\nstep\t0\nstart\t1700000000\n"
 		       "executable\t/usr/bin/python3\npyver\t3.11.2\nimplementation\tcpython\n"
@@ -183,6 +183,7 @@ static void test_record_exact(void **state)
 		 "\"containers\":[{\"runtime\":\"apptainer\",\"processes\":1}],"
 		 "\"exit_statuses\":[{\"status\":\"0\",\"processes\":1},"
 		 "{\"status\":\"killed\",\"processes\":1}],"
+		 "\"hooks\":[{\"hook\":null,\"processes\":1},{\"hook\":\"pth\",\"processes\":1}],"
 		 "\"packages\":[{\"name\":\"numpy\",\"processes\":2,\"incomplete\":1,"
 		 "\"ranks\":\"0-1\",\"rank_count\":2,\"ranks_truncated\":false,"
 		 "\"versions\":[{\"version\":\"1.24.2\",\"processes\":2}],"

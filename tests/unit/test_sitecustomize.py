@@ -924,3 +924,23 @@ def test_read_only_spool_changes_nothing(job):
         cd %s; env %s PYLAUNCH_MONITOR_SPOOL=/mnt/t/spool %s -c 'import json; print("ran")'
         ls /mnt/t/spool''' % (job.hook_dir, job.work, env, DEBIAN))
     assert (result.returncode, result.stdout, result.stderr) == (0, b'ran\n', b'')
+
+
+def test_distributions_resolved_once_per_job_and_node(job, tmp_path):
+    # The first process reads the metadata; later ones read the spool's cache (one
+    # node-local file), not the shared file system: a changed METADATA is not re-read.
+    site = str(tmp_path / 'lib')
+    make_dist(site, 'cached-dist', '1.0', tops=['cachedmod'])
+    env = job.env(extra_path=site)
+    assert run(DEBIAN, ['-c', 'import cachedmod'], env, job.work).returncode == 0
+    caches = glob.glob(os.path.join(job.hook_dir, 'dists-*.txt'))
+    with open([c for c in caches if open(c).readline() == site + '\n'][0]) as f:
+        assert f.read().split('\n')[1:] == ['cachedmod\tcached-dist\t1.0', '']
+    metadata = os.path.join(site, 'cached_dist-1.0.dist-info', 'METADATA')
+    with open(metadata, 'w') as f:
+        f.write('Name: cached-dist\nVersion: 9.9\n')
+    for path in glob.glob(os.path.join(job.spool, '*.log')):
+        os.unlink(path)
+    assert run(DEBIAN, ['-c', 'import cachedmod'], env, job.work).returncode == 0
+    [log] = job.logs()
+    assert log['dists']['cachedmod'] == ('cached-dist', '1.0', 'other')
