@@ -123,6 +123,8 @@ static int cfg_value(const char *cfg, const char *key, char *out, size_t len)
 	return -1;
 }
 
+static int venv_interpreter_runs(const char *venv, const char *home, char *msg, size_t len);
+
 int pl_venv_check_home(const char *venv, char *msg, size_t len)
 {
 	char home[PATH_MAX];
@@ -152,7 +154,31 @@ int pl_venv_check_home(const char *venv, char *msg, size_t len)
 		rc = -1;
 	}
 	free(cfg);
-	return rc;
+	return rc == 0 ? venv_interpreter_runs(venv, home, msg, len) : rc;
+}
+
+/* The home directory alone is not enough: the venv's bin/python3 is a link to an interpreter
+ * in it, and a node with another Python minor release has the directory but not that file. */
+static int venv_interpreter_runs(const char *venv, const char *home, char *msg, size_t len)
+{
+	static const char *const names[] = {"bin/python3", "bin/python"};
+	char path[PATH_MAX];
+	char target[PATH_MAX] = "";
+	ssize_t n;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", venv, names[i]);
+		if (access(path, X_OK) == 0)
+			return 0;
+		if (target[0] == '\0' && (n = readlink(path, target, sizeof(target) - 1)) > 0)
+			target[n] = '\0';
+	}
+	snprintf(
+	    msg, len,
+	    "venv: its interpreter %s (in %s, pyvenv.cfg 'home') is not on this node; make the "
+	    "venv from an interpreter every node has, or bundle a full environment (conda-pack)",
+	    target[0] ? target : "bin/python3", home);
+	return -1;
 }
 
 /* One assignment's value: 'quoted', "quoted" or bare (shlex.quote leaves a plain path bare). */

@@ -174,6 +174,7 @@ static void test_kind_read_back_from_the_summary(void **state)
 static void test_venv_home_missing_is_named(void **state)
 {
 	char msg[512] = "";
+	char path[PATH_MAX];
 
 	(void)state;
 	put("pyvenv.cfg", "include-system-site-packages = false\nhome = /nonexistent/py/bin\n",
@@ -182,6 +183,12 @@ static void test_venv_home_missing_is_named(void **state)
 	assert_non_null(strstr(msg, "/nonexistent/py/bin (pyvenv.cfg 'home'), is not on this node: "
 				    "No such file or directory"));
 	put("pyvenv.cfg", "home = /usr/bin\n", 0644);
+	assert_int_equal(mkdir(join(path, root, "bin"), 0755), 0);
+	assert_int_equal(symlink("/usr/bin/python3.99", join(path, root, "bin/python3")), 0);
+	assert_int_equal(pl_venv_check_home(root, msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "its interpreter /usr/bin/python3.99 (in /usr/bin"));
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("/bin/sh", path), 0);
 	assert_int_equal(pl_venv_check_home(root, msg, sizeof(msg)), 0);
 }
 
