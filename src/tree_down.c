@@ -93,21 +93,6 @@ void pl_down_accept(struct pl_node *node)
 
 /* ------------------------------------------------------------------ answers */
 
-static void queue_refusal(struct pl_peer *p, uint8_t code, const char *why)
-{
-	size_t n = strlen(why);
-
-	if (n > 255)
-		n = 255;
-	p->out[0] = code;
-	p->out[1] = (uint8_t)n;
-	memcpy(p->out + 2, why, n);
-	p->out_len = n + 2;
-	p->out_sent = 0;
-	p->closing = true;
-	p->state = PEER_SEND;
-}
-
 static int queue_credential(struct pl_node *node, struct pl_peer *p, enum pl_auth_role role,
 			    uint64_t size, const uint8_t *digest, bool with_status)
 {
@@ -143,6 +128,35 @@ static int queue_credential(struct pl_node *node, struct pl_peer *p, enum pl_aut
 	return 0;
 }
 
+/* N or D, its reason, and a REFUSE credential binding both to this connection: a refusal is
+ * acted on (a node turned away, the tree off) only when it comes from the parent itself. */
+static void queue_refusal(struct pl_node *node, struct pl_peer *p, uint8_t code, const char *why)
+{
+	uint8_t digest[PL_SHA256_LEN];
+	uint8_t head[2 + 255];
+	size_t n;
+
+	if (!why[0])
+		why = "?"; /* what a child reads an empty reason as */
+	n = strlen(why);
+
+	if (n > 255)
+		n = 255;
+	head[0] = code;
+	head[1] = (uint8_t)n;
+	memcpy(head + 2, why, n);
+	pl_sha256(head + 2, n, digest);
+	if (queue_credential(node, p, PL_AUTH_REFUSE, code, digest, false) < 0 ||
+	    p->out_len + n + 2 > sizeof(p->out)) {
+		peer_free(p);
+		return;
+	}
+	memmove(p->out + n + 2, p->out, p->out_len);
+	memcpy(p->out, head, n + 2);
+	p->out_len += n + 2;
+	p->closing = true;
+}
+
 /* ------------------------------------------------------------------ HELLO */
 
 static bool is_below(const struct pl_node *node, size_t i)
@@ -169,7 +183,8 @@ static void hello_verified(struct pl_node *node, struct pl_peer *p,
 	node->first_until[p->node] = 0;
 	if (claim->size > 0 &&
 	    (!node->header_known || memcmp(claim->digest, node->dec.d.header, PL_SHA256_LEN))) {
-		queue_refusal(p, PL_REPLY_NOT_HERE, "resuming a session this node does not have");
+		queue_refusal(node, p, PL_REPLY_NOT_HERE,
+			      "resuming a session this node does not have");
 		return;
 	}
 	pl_debug("%s job %u on %s: tree: %s asks from offset %llu", ctx(node), node->plan->job_id,
@@ -219,13 +234,13 @@ static void read_hello(struct pl_node *node, struct pl_peer *p)
 static void wake(struct pl_node *node, struct pl_peer *p)
 {
 	if (node->abandoned) {
-		queue_refusal(p, node->abandoned, node->abandon_why);
+		queue_refusal(node, p, node->abandoned, node->abandon_why);
 		return;
 	}
 	if (!node->header_known || (node->plan->cfg->tree_store_and_forward && !node->sealed))
 		return;
 	if (p->pos < node->ring.lo) {
-		queue_refusal(p, PL_REPLY_NOT_HERE, "its offset is no longer held here");
+		queue_refusal(node, p, PL_REPLY_NOT_HERE, "its offset is no longer held here");
 		return;
 	}
 	if (p->pos > node->ring.hi)
@@ -366,7 +381,7 @@ void pl_down_abandon(struct pl_node *node, bool whole_tree_off, const char *why)
 		struct pl_peer *p = &node->peers[i];
 
 		if (p->state == PEER_WAIT)
-			queue_refusal(p, node->abandoned, node->abandon_why);
+			queue_refusal(node, p, node->abandoned, node->abandon_why);
 		else if (p->state != PEER_FREE && p->state != PEER_HELLO &&
 			 !(p->state == PEER_SEND && p->closing))
 			peer_lost(node, p, "this node gave up the session");
