@@ -65,18 +65,39 @@ static void peer_refused(struct pl_node *node, struct pl_peer *p, const char *wh
 	peer_free(p);
 }
 
+/* Connections from one address still to send their HELLO: a node's prolog has one at a time
+ * (its children's come from their own addresses), so more are someone holding slots. */
+static size_t pending_from(const struct pl_node *node, const char *addr)
+{
+	const char *colon = strrchr(addr, ':'); /* "ADDRESS:PORT", the address may be IPv6 */
+	size_t len = colon ? (size_t)(colon - addr) : strlen(addr);
+	size_t n = 0;
+
+	for (size_t i = 0; i < PL_TREE_MAX_PEERS; i++) {
+		const struct pl_peer *p = &node->peers[i];
+
+		if (p->state == PEER_HELLO && strncmp(p->addr, addr, len) == 0 &&
+		    p->addr[len] == ':')
+			n++;
+	}
+	return n;
+}
+
 void pl_down_accept(struct pl_node *node)
 {
 	const struct pl_config *cfg = node->plan->cfg;
 	struct pl_peer *slot = NULL;
+	char addr[64];
+	long long hello_ms = (long long)cfg->tree_connect_timeout * 1000;
 	int fd = accept4(node->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (fd < 0)
 		return;
+	pl_peer_name(fd, addr, sizeof(addr));
 	for (size_t i = 0; i < PL_TREE_MAX_PEERS && !slot; i++)
 		if (node->peers[i].state == PEER_FREE)
 			slot = &node->peers[i];
-	if (!slot) {
+	if (!slot || pending_from(node, addr) >= PL_TREE_PENDING_PER_ADDRESS) {
 		close(fd); /* it will move on up the tree */
 		return;
 	}
@@ -84,8 +105,9 @@ void pl_down_accept(struct pl_node *node)
 	slot->fd = fd;
 	slot->state = PEER_HELLO;
 	slot->node = PL_TREE_NONE;
-	slot->until = pl_now_ms() + (long long)cfg->tree_connect_timeout * 1000;
-	pl_peer_name(fd, slot->addr, sizeof(slot->addr));
+	/* A HELLO is sent right after connect: a slot is not held long for one that is not. */
+	slot->until = pl_now_ms() + (hello_ms < PL_TREE_HELLO_MS ? hello_ms : PL_TREE_HELLO_MS);
+	snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
 	pl_auth_reader_init(&slot->cred);
 	if (pl_channel_binding(fd, true, slot->binding) < 0)
 		peer_refused(node, slot, "its addresses are unknown");

@@ -442,6 +442,37 @@ def test_foreign_connections_are_refused_and_logged(workdir, big_bundle):
     assert f"uid {pwd_uid(pc.TEST_USER)}" in reasons
 
 
+def closed_by_peer(sock, timeout):
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_idle_connections_from_one_address_hold_few_slots_briefly(workdir, big_bundle):
+    """20 connections from one address that send nothing: node1 keeps at most 4 of them waiting
+    for a HELLO, for at most 2 s; the job is staged by the tree all the same."""
+    job, watch, pid = start_slow_job(workdir, big_bundle)
+    root = watch.wait_for("node1", rf"prolog job {job} on node1: tree process \d+: root, port \d+")
+    port = int(re.search(r"port (\d+)", root[0]).group(1))
+    socks = [socket.create_connection(("10.213.0.11", port), timeout=5) for _ in range(20)]
+    try:
+        time.sleep(0.5)
+        at_once = sum(closed_by_peer(s, 0.05) for s in socks)
+        time.sleep(2.5)
+        later = sum(closed_by_peer(s, 0.05) for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+    assert at_once >= 16 and later == 20, (at_once, later)
+    assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
+    lines = stage_lines(watch, job, 8)
+    assert all(f["mode"] == "tree" for f in lines.values()), lines
+
+
 def pwd_uid(user):
     return pwd.getpwnam(user).pw_uid
 
