@@ -57,13 +57,15 @@ static const char *role_name(enum pl_auth_role role)
 		return "OPEN";
 	case PL_AUTH_SEAL:
 		return "SEAL";
+	case PL_AUTH_REFUSE:
+		return "REFUSE";
 	}
 	return "unknown";
 }
 
 static bool role_valid(unsigned role)
 {
-	return role == PL_AUTH_HELLO || role == PL_AUTH_OPEN || role == PL_AUTH_SEAL;
+	return role >= PL_AUTH_HELLO && role <= PL_AUTH_REFUSE;
 }
 
 static bool name_valid(const char *name, size_t len)

@@ -5,7 +5,8 @@
  * they may listen on the job's ports before the prolog does (squat), connect to any port, relay
  * bytes between connections they hold, and replay what they saw. Not covered: someone who can
  * read or forge packets on the wire (root elsewhere, a tap on the network): the stream is not
- * encrypted (see pylaunch(8), "Security of the tree").
+ * encrypted (see pylaunch(8), "Security of the tree"). N and D replies carry a REFUSE
+ * credential (bound like the rest): a squatter's refusal is ignored.
  * Argument: (1) only root or SlurmUser can make a credential (MUNGE vouches for its maker's uid),
  * so only a prolog of the job can make a HELLO, an OPEN or a SEAL; (2) every credential names
  * the TCP connection it is for: the binding is the SHA-256 of the child's and the parent's
@@ -70,6 +71,9 @@ enum pl_auth_role {
 	PL_AUTH_HELLO = 1,
 	PL_AUTH_OPEN = 2,
 	PL_AUTH_SEAL = 3,
+	/* parent -> child, after an N or D reply: size is the reply code and digest the SHA-256 of
+	 * its reason, so that no one else can turn a node away or the tree off */
+	PL_AUTH_REFUSE = 4,
 };
 
 struct pl_auth_claim {

@@ -65,18 +65,39 @@ static void peer_refused(struct pl_node *node, struct pl_peer *p, const char *wh
 	peer_free(p);
 }
 
+/* Connections from one address still to send their HELLO: a node's prolog has one at a time
+ * (its children's come from their own addresses), so more are someone holding slots. */
+static size_t pending_from(const struct pl_node *node, const char *addr)
+{
+	const char *colon = strrchr(addr, ':'); /* "ADDRESS:PORT", the address may be IPv6 */
+	size_t len = colon ? (size_t)(colon - addr) : strlen(addr);
+	size_t n = 0;
+
+	for (size_t i = 0; i < PL_TREE_MAX_PEERS; i++) {
+		const struct pl_peer *p = &node->peers[i];
+
+		if (p->state == PEER_HELLO && strncmp(p->addr, addr, len) == 0 &&
+		    p->addr[len] == ':')
+			n++;
+	}
+	return n;
+}
+
 void pl_down_accept(struct pl_node *node)
 {
 	const struct pl_config *cfg = node->plan->cfg;
 	struct pl_peer *slot = NULL;
+	char addr[64];
+	long long hello_ms = (long long)cfg->tree_connect_timeout * 1000;
 	int fd = accept4(node->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (fd < 0)
 		return;
+	pl_peer_name(fd, addr, sizeof(addr));
 	for (size_t i = 0; i < PL_TREE_MAX_PEERS && !slot; i++)
 		if (node->peers[i].state == PEER_FREE)
 			slot = &node->peers[i];
-	if (!slot) {
+	if (!slot || pending_from(node, addr) >= PL_TREE_PENDING_PER_ADDRESS) {
 		close(fd); /* it will move on up the tree */
 		return;
 	}
@@ -84,29 +105,15 @@ void pl_down_accept(struct pl_node *node)
 	slot->fd = fd;
 	slot->state = PEER_HELLO;
 	slot->node = PL_TREE_NONE;
-	slot->until = pl_now_ms() + (long long)cfg->tree_connect_timeout * 1000;
-	pl_peer_name(fd, slot->addr, sizeof(slot->addr));
+	/* A HELLO is sent right after connect: a slot is not held long for one that is not. */
+	slot->until = pl_now_ms() + (hello_ms < PL_TREE_HELLO_MS ? hello_ms : PL_TREE_HELLO_MS);
+	snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
 	pl_auth_reader_init(&slot->cred);
 	if (pl_channel_binding(fd, true, slot->binding) < 0)
 		peer_refused(node, slot, "its addresses are unknown");
 }
 
 /* ------------------------------------------------------------------ answers */
-
-static void queue_refusal(struct pl_peer *p, uint8_t code, const char *why)
-{
-	size_t n = strlen(why);
-
-	if (n > 255)
-		n = 255;
-	p->out[0] = code;
-	p->out[1] = (uint8_t)n;
-	memcpy(p->out + 2, why, n);
-	p->out_len = n + 2;
-	p->out_sent = 0;
-	p->closing = true;
-	p->state = PEER_SEND;
-}
 
 static int queue_credential(struct pl_node *node, struct pl_peer *p, enum pl_auth_role role,
 			    uint64_t size, const uint8_t *digest, bool with_status)
@@ -143,6 +150,35 @@ static int queue_credential(struct pl_node *node, struct pl_peer *p, enum pl_aut
 	return 0;
 }
 
+/* N or D, its reason, and a REFUSE credential binding both to this connection: a refusal is
+ * acted on (a node turned away, the tree off) only when it comes from the parent itself. */
+static void queue_refusal(struct pl_node *node, struct pl_peer *p, uint8_t code, const char *why)
+{
+	uint8_t digest[PL_SHA256_LEN];
+	uint8_t head[2 + 255];
+	size_t n;
+
+	if (!why[0])
+		why = "?"; /* what a child reads an empty reason as */
+	n = strlen(why);
+
+	if (n > 255)
+		n = 255;
+	head[0] = code;
+	head[1] = (uint8_t)n;
+	memcpy(head + 2, why, n);
+	pl_sha256(head + 2, n, digest);
+	if (queue_credential(node, p, PL_AUTH_REFUSE, code, digest, false) < 0 ||
+	    p->out_len + n + 2 > sizeof(p->out)) {
+		peer_free(p);
+		return;
+	}
+	memmove(p->out + n + 2, p->out, p->out_len);
+	memcpy(p->out, head, n + 2);
+	p->out_len += n + 2;
+	p->closing = true;
+}
+
 /* ------------------------------------------------------------------ HELLO */
 
 static bool is_below(const struct pl_node *node, size_t i)
@@ -169,7 +205,8 @@ static void hello_verified(struct pl_node *node, struct pl_peer *p,
 	node->first_until[p->node] = 0;
 	if (claim->size > 0 &&
 	    (!node->header_known || memcmp(claim->digest, node->dec.d.header, PL_SHA256_LEN))) {
-		queue_refusal(p, PL_REPLY_NOT_HERE, "resuming a session this node does not have");
+		queue_refusal(node, p, PL_REPLY_NOT_HERE,
+			      "resuming a session this node does not have");
 		return;
 	}
 	pl_debug("%s job %u on %s: tree: %s asks from offset %llu", ctx(node), node->plan->job_id,
@@ -219,13 +256,13 @@ static void read_hello(struct pl_node *node, struct pl_peer *p)
 static void wake(struct pl_node *node, struct pl_peer *p)
 {
 	if (node->abandoned) {
-		queue_refusal(p, node->abandoned, node->abandon_why);
+		queue_refusal(node, p, node->abandoned, node->abandon_why);
 		return;
 	}
 	if (!node->header_known || (node->plan->cfg->tree_store_and_forward && !node->sealed))
 		return;
 	if (p->pos < node->ring.lo) {
-		queue_refusal(p, PL_REPLY_NOT_HERE, "its offset is no longer held here");
+		queue_refusal(node, p, PL_REPLY_NOT_HERE, "its offset is no longer held here");
 		return;
 	}
 	if (p->pos > node->ring.hi)
@@ -366,7 +403,7 @@ void pl_down_abandon(struct pl_node *node, bool whole_tree_off, const char *why)
 		struct pl_peer *p = &node->peers[i];
 
 		if (p->state == PEER_WAIT)
-			queue_refusal(p, node->abandoned, node->abandon_why);
+			queue_refusal(node, p, node->abandoned, node->abandon_why);
 		else if (p->state != PEER_FREE && p->state != PEER_HELLO &&
 			 !(p->state == PEER_SEND && p->closing))
 			peer_lost(node, p, "this node gave up the session");

@@ -24,6 +24,9 @@
  * re-attach; more are turned away (they move on up the tree). */
 #define PL_TREE_MAX_PEERS 128
 #define PL_TREE_READ_SIZE (256 * 1024)
+/* Connections from one address that may wait for their HELLO at once, and for how long (ms). */
+#define PL_TREE_PENDING_PER_ADDRESS 4
+#define PL_TREE_HELLO_MS 2000
 
 /* What a parent answers a HELLO with, before anything else. */
 #define PL_REPLY_OPEN 'O'     /* then its OPEN credential, then the stream */

@@ -312,6 +312,40 @@ static void refused(struct pl_node *node)
 	}
 }
 
+static bool reason_complete(const struct pl_upstream *up)
+{
+	return up->reason_len && up->reason_have == up->reason_len;
+}
+
+/* A refusal counts only with the parent's REFUSE credential for this connection, code and
+ * reason: a squatter's N or D on the parent's port is ignored (the next candidate is tried). */
+static void check_refusal(struct pl_node *node)
+{
+	struct pl_upstream *up = &node->up;
+	uint8_t digest[PL_SHA256_LEN];
+	struct pl_auth_expect want = {.role = PL_AUTH_REFUSE,
+				      .job_id = node->plan->job_id,
+				      .key = node->plan->key,
+				      .self = pl_node_name(node, node->self),
+				      .nodes = node->plan->nodes,
+				      .sender = pl_node_name(node, up->ancestors[up->which]),
+				      .slurm_uid = node->plan->slurm_uid,
+				      .check_content = true,
+				      .digest = digest,
+				      .size = up->reply,
+				      .binding = up->binding};
+	struct pl_auth_claim claim;
+	char err[PL_ERRLEN];
+
+	pl_sha256(up->reason, up->reason_have, digest);
+	if (pl_auth_verify(&node->auth, up->cred.text, &want, &claim, err, sizeof(err)) < 0) {
+		pl_text(up->why, sizeof(up->why), "a refusal without a valid credential: %s", err);
+		next_candidate(node, up->why);
+		return;
+	}
+	refused(node);
+}
+
 /* Bytes of the answer: the status byte, then the credential or the reason. */
 static size_t take_reply(struct pl_node *node, const uint8_t *in, size_t n)
 {
@@ -329,19 +363,19 @@ static size_t take_reply(struct pl_node *node, const uint8_t *in, size_t n)
 			return n;
 		}
 	}
-	if (up->reply != PL_REPLY_OPEN) {
+	size_t took = 0;
+	if (up->reply != PL_REPLY_OPEN && !reason_complete(up)) {
 		used += take_reason(node, in + used, n - used);
-		if (up->reason_len && up->reason_have == up->reason_len)
-			refused(node);
 		return used;
 	}
-	size_t took = 0;
 	rc = pl_auth_reader_feed(&up->cred, in + used, n - used, &took, err, sizeof(err));
 	used += took;
 	if (rc < 0)
 		next_candidate(node, err);
-	else if (rc == 1)
+	else if (rc == 1 && up->reply == PL_REPLY_OPEN)
 		check_open(node);
+	else if (rc == 1)
+		check_refusal(node);
 	return used;
 }
 
@@ -496,7 +530,7 @@ static size_t reply_need(const struct pl_upstream *up)
 {
 	if (up->reply == 0)
 		return 1;
-	if (up->reply != PL_REPLY_OPEN)
+	if (up->reply != PL_REPLY_OPEN && !reason_complete(up))
 		return up->reason_len == 0 ? 1 : up->reason_len - up->reason_have;
 	return up->cred.need - up->cred.have;
 }

@@ -442,6 +442,37 @@ def test_foreign_connections_are_refused_and_logged(workdir, big_bundle):
     assert f"uid {pwd_uid(pc.TEST_USER)}" in reasons
 
 
+def closed_by_peer(sock, timeout):
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_idle_connections_from_one_address_hold_few_slots_briefly(workdir, big_bundle):
+    """20 connections from one address that send nothing: node1 keeps at most 4 of them waiting
+    for a HELLO, for at most 2 s; the job is staged by the tree all the same."""
+    job, watch, pid = start_slow_job(workdir, big_bundle)
+    root = watch.wait_for("node1", rf"prolog job {job} on node1: tree process \d+: root, port \d+")
+    port = int(re.search(r"port (\d+)", root[0]).group(1))
+    socks = [socket.create_connection(("10.213.0.11", port), timeout=5) for _ in range(20)]
+    try:
+        time.sleep(0.5)
+        at_once = sum(closed_by_peer(s, 0.05) for s in socks)
+        time.sleep(2.5)
+        later = sum(closed_by_peer(s, 0.05) for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+    assert at_once >= 16 and later == 20, (at_once, later)
+    assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
+    lines = stage_lines(watch, job, 8)
+    assert all(f["mode"] == "tree" for f in lines.values()), lines
+
+
 def pwd_uid(user):
     return pwd.getpwnam(user).pw_uid
 
@@ -547,6 +578,63 @@ def test_a_squatter_relaying_the_home_port_gets_nothing_of_the_stream(workdir, m
     assert captured, "the relay was not used"
     assert MARKER.encode() not in captured
     assert job_output(workdir, job).count(MARKER) == 200
+
+
+FORGER = r"""
+import socket, sys
+listen_port, count = int(sys.argv[1]), sys.argv[2]
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", listen_port))
+srv.listen(8)
+print("listening", flush=True)
+n = 0
+while True:
+    c, _ = srv.accept()
+    c.recv(65536)
+    why = b"the tree is off, read it yourself"
+    # A D reply with its reason, and something shaped like a credential after it.
+    c.sendall(b"D" + bytes([len(why)]) + why + b"\x00\x08AAAAAAAA")
+    c.close()
+    n += 1
+    open(count, "w").write(str(n))
+"""
+
+
+def test_forged_refusals_change_nothing(workdir, env_bundle):
+    """Another user's process on node1 squats the home port and answers every HELLO with D (the
+    tree is off): node2 ignores a refusal without the parent's credential for its connection,
+    tries the next port, and is staged by the tree."""
+    pc.ensure_other_user()
+    other = pwd.getpwnam(pc.OTHER_USER)
+    tree_config()
+    watch = pc.LogWatch()
+    job = sbatch_held(workdir, 2, pc.SHARED / env_bundle.name, "srun true")
+    script = pc.SHARED_SRC / "forger.py"
+    script.write_text(FORGER)
+    script.chmod(0o644)
+    count = pathlib.Path(f"/tmp/pylaunch-forger-{job}")
+    count.unlink(missing_ok=True)
+    count.touch()
+    os.chown(count, other.pw_uid, other.pw_gid)
+    forger = subprocess.Popen(["bash", str(pc.CLUSTER_SH), "exec", "node1", "setpriv",
+                               f"--reuid={other.pw_uid}", f"--regid={other.pw_gid}",
+                               "--clear-groups", "/usr/bin/python3", str(script),
+                               str(home_port(job)), str(count)],
+                              env=dict(os.environ, CLUSTER_DIR=str(pc.CLUSTER_DIR)),
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert forger.stdout.readline().strip() == "listening"
+        release(job)
+        assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
+    finally:
+        forger.kill()
+        subprocess.run(["pkill", "-u", pc.OTHER_USER, "-f", str(script)], check=False)
+    answered = int(count.read_text() or 0)
+    count.unlink()
+    assert answered >= 1, "the forger was not asked"
+    lines = stage_lines(watch, job, 2)
+    assert all(f["mode"] == "tree" and f["outcome"] == "staged" for f in lines.values()), lines
 
 
 # ---------------------------------------------------------------- layers, and no PrologFlags=Alloc

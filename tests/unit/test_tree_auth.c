@@ -248,7 +248,7 @@ static void test_payload_decode_refusals(void **state)
 	} while (0)
 	MUTATED(4, 1, "claim version 1 (this node speaks 2)");
 	MUTATED(5, 0, "malformed claim: unknown role 0");
-	MUTATED(5, 4, "malformed claim: unknown role 4");
+	MUTATED(5, 5, "malformed claim: unknown role 5");
 	MUTATED(7, 1, "malformed claim: reserved bytes are not zero");
 	MUTATED(12, 'G', "malformed claim: bad session key");
 	MUTATED(PL_AUTH_PAYLOAD_FIXED, 200, "malformed claim: sender name cut short");
