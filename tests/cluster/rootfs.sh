@@ -46,6 +46,8 @@ umount_chroot() { umount "$1/proc" 2>/dev/null || true; }
 build() {
 	local suite=$1 out=$2 dir log=$CACHE/rootfs-$suite.build.log
 	dir=$(mktemp -d /var/tmp/pylaunch-rootfs-build.XXXXXX)
+	# It becomes /: every user must be able to search it (munge's postinst runs as munge).
+	chmod 0755 "$dir"
 	# shellcheck disable=SC2064 # expand now: dir is local
 	trap "umount_chroot '$dir'; rm -rf --one-file-system '$dir'" EXIT
 	say "debootstrap $suite from $MIRROR (a few minutes)"

@@ -42,7 +42,21 @@ def sbatch(workdir, script, *opts):
 
 
 def output(workdir, job):
-    return (workdir / f"{job}.out").read_text()
+    path = workdir / f"{job}.out"
+    return path.read_text() if path.exists() else f"(no {path.name})"
+
+
+def wait_end(job, timeout=120):
+    """The job's final state; on a timeout, why it waited (job, nodes, slurmctld's last lines)."""
+    try:
+        return pc.wait_job_end(job, timeout=timeout)
+    except TimeoutError as e:
+        show = subprocess.run(["scontrol", "show", "job", str(job)], env=pc.slurm_env(),
+                              capture_output=True, text=True).stdout
+        nodes = subprocess.run(["sinfo", "-N", "-o", "%N %T %E"], env=pc.slurm_env(),
+                               capture_output=True, text=True).stdout
+        ctld = (pc.CLUSTER_DIR / "log" / "slurmctld.log").read_text().splitlines()[-15:]
+        raise AssertionError(f"{e}\n{show}\n{nodes}\n" + "\n".join(ctld)) from e
 
 
 def node_exec(node, *cmd):
@@ -111,7 +125,7 @@ def test_epilog_sweep_on_a_node_two_jobs_share(workdir, env_bundle):
     out = pc.as_user(["srun", "-w", "node1", "-n1", "true"], cwd=workdir)
     assert out.returncode == 0, out.stderr
     # The short job's epilog (with its sweep) is over when its end is logged on the node.
-    assert pc.wait_job_end(long_job, timeout=60) == "COMPLETED", output(workdir, long_job)
+    assert wait_end(long_job, timeout=60) == "COMPLETED", output(workdir, long_job)
     assert f"prefix /dev/shm/pylaunch/{long_job}/" in output(workdir, long_job), \
         output(workdir, long_job)
     assert not watch.lines("node1", rf"removing the leftover stage tree of ended job {long_job}")
@@ -121,7 +135,7 @@ def test_sbatch_export_none_job_uses_its_bundle(workdir, env_bundle):
     job = sbatch(workdir, "python3 -c 'import sys; print(\"batch\", sys.prefix)'; "
                  "srun python3 -c 'import sys; print(\"step\", sys.prefix)'",
                  "--export=NONE", "-N1", f"--pybundle={env_bundle}")
-    assert pc.wait_job_end(job) == "COMPLETED", output(workdir, job)
+    assert wait_end(job) == "COMPLETED", output(workdir, job)
     text = output(workdir, job)
     assert re.search(rf"^step /dev/shm/pylaunch/{job}/", text, re.M), text
 
@@ -163,7 +177,7 @@ def test_job_container_tmpfs_tasks_see_the_staged_tree(workdir, env_bundle, rest
     job = sbatch(workdir, "srun python3 -c 'import sys, os; print(\"prefix\", sys.prefix); "
                  "print(\"shm\", sorted(os.listdir(\"/dev/shm\")))'",
                  "-N2", "--ntasks-per-node=1", f"--pybundle={env_bundle}", "--pymonitor")
-    assert pc.wait_job_end(job) == "COMPLETED", output(workdir, job)
+    assert wait_end(job) == "COMPLETED", output(workdir, job)
     text = output(workdir, job)
     assert text.count(f"prefix /run/pylaunch/stage/{job}/") == 2, text
     # The job's private /dev/shm is empty: the container is really there.
