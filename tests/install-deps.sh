@@ -10,6 +10,8 @@ packages=(
 	tar zstd xz-utils bzip2 lz4 strace
 	python3-numpy python3-scipy python3-matplotlib rsyslog
 	libfuse3-dev fuse3 util-linux iproute2
+	inotify-tools # test_tree.py: opens of a bundle on a local disk
+	debootstrap # tests/cluster/rootfs.sh: the other Slurm releases (RELEASES=...)
 	python3-pandas chromium # pylaunch-report, and its page rendered in a test
 	openmpi-bin # test_monitor.py: mpirun ranks
 	# test_kinds.py: a real venv with a wheel built offline, pip install --target

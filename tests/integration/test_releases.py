@@ -169,6 +169,7 @@ monitor:
 """
 
 
+@pytest.mark.open_issue  # issue 12: the batch launch into the container fails in the test cluster
 def test_job_container_tmpfs_tasks_see_the_staged_tree(workdir, env_bundle, restore_cluster):
     """job_container/tmpfs (namespace/tmpfs from 25.11) gives the job a private /tmp and /dev/shm;
     a stage.dir outside them (a node tmpfs at /run/pylaunch) is what the tasks see."""
