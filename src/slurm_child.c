@@ -303,6 +303,11 @@ int pl_slurm_conf_node_addr(const char *node, struct sockaddr_storage *addr, soc
 	memset(addr, 0, sizeof(*addr));
 	if (run_child(ask_node_addr, node, addr, sizeof(*addr), err, errlen) != sizeof(*addr))
 		return -1;
+	return pl_sockaddr_len(addr, len);
+}
+
+int pl_sockaddr_len(const struct sockaddr_storage *addr, socklen_t *len)
+{
 	if (addr->ss_family == AF_INET)
 		*len = sizeof(struct sockaddr_in);
 	else if (addr->ss_family == AF_INET6)

@@ -36,4 +36,7 @@ int pl_slurm_conf_prolog_alloc(bool *alloc, char *err, size_t errlen);
 int pl_slurm_conf_node_addr(const char *node, struct sockaddr_storage *addr, socklen_t *len,
 			    char *err, size_t errlen);
 
+/* The length of addr's family's address (IPv4 or IPv6): 0, or -1 for another family. */
+int pl_sockaddr_len(const struct sockaddr_storage *addr, socklen_t *len);
+
 #endif

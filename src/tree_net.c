@@ -57,13 +57,7 @@ static int slurm_node_address(const char *node, struct sockaddr_storage *addr, s
 	memset(addr, 0, sizeof(*addr));
 	if (!get_addr || get_addr(node, addr, 0) != 0)
 		return -1;
-	if (addr->ss_family == AF_INET)
-		*len = sizeof(struct sockaddr_in);
-	else if (addr->ss_family == AF_INET6)
-		*len = sizeof(struct sockaddr_in6);
-	else
-		return -1;
-	return 0;
+	return pl_sockaddr_len(addr, len);
 #endif
 }
 
