@@ -10,7 +10,7 @@ packages=(
 	tar zstd xz-utils bzip2 lz4 strace
 	python3-numpy python3-scipy python3-matplotlib rsyslog
 	libfuse3-dev fuse3 util-linux iproute2
-	python3-pandas chromium # pylaunch-report, and its page rendered in a test
+	python3-pandas python3-ujson chromium # pylaunch-report (ujson: faster loads), its page in a test
 	openmpi-bin # test_monitor.py: mpirun ranks
 	# test_kinds.py: a real venv with a wheel built offline, pip install --target
 	python3-venv python3-pip python3-setuptools python3-wheel
