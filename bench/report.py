@@ -4,6 +4,11 @@ the time to load them into a fresh database and to write the HTML page, each a p
 own as a centre would run them -> results/report.json.
 
     bench/run report [--records N] [--files K] [--seed S] [--gzip] [--jobs 1,2] [--out DIR]
+                     [--baseline DIR]
+
+--baseline DIR: another version's tools/report (e.g. `git archive main tools/report | tar -x
+-C /tmp/main`, then DIR=/tmp/main/tools/report), loaded and rendered (-j 1) in the same run
+just before this one's, on the same records: the ratio is measured side by side.
 
 The records are generated once into $BENCH_WORK/report-records-N-sS (not timed) and reused.
 """
@@ -47,6 +52,23 @@ def records(n, files, seed, gz):
     return sorted(os.path.join(where, f) for f in os.listdir(where) if f.startswith("records-"))
 
 
+def measure_baseline(a, cmd, paths, run):
+    """Load (-j 1) and html of the version in a.baseline, into run (emptied after)."""
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(a.baseline))
+    db, page = os.path.join(run, "centre.db"), os.path.join(run, "report.html")
+    load_wall, load_cpu, out = timed(cmd + ["load", db] + paths, env)
+    assert out.strip().splitlines()[-1].startswith(f"total: {a.records} records loaded"), out
+    load_avg = os.getloadavg()[0]
+    html_wall, html_cpu, _ = timed(cmd + ["html", db, "-o", page], env)
+    for f in os.listdir(run):
+        os.unlink(os.path.join(run, f))
+    return {"lib": os.path.abspath(a.baseline), "load_s": round(load_wall, 2),
+            "load_cpu_s": round(load_cpu, 2), "load_average_after_load": load_avg,
+            "html_s": round(html_wall, 2), "html_cpu_s": round(html_cpu, 2),
+            "total_s": round(load_wall + html_wall, 2),
+            "load_average_after": os.getloadavg()[0]}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=1_000_000)
@@ -56,6 +78,7 @@ def main():
     ap.add_argument("--jobs", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2],
                     help="load -j values measured in turn; -j 1 (the default) counts (1,2)")
     ap.add_argument("--out", default=os.path.join(BENCH, "results"))
+    ap.add_argument("--baseline", metavar="DIR", help="another version's tools/report")
     a = ap.parse_args()
     paths = records(a.records, a.files, a.seed, a.gzip)
     run = os.path.join(WORK, "report-run")
@@ -64,6 +87,7 @@ def main():
     db, page = os.path.join(run, "centre.db"), os.path.join(run, "report.html")
     env = dict(os.environ, PYTHONPATH=LIB)
     cmd = [sys.executable, "-m", "pylaunch_report"]
+    baseline = measure_baseline(a, cmd, paths, run) if a.baseline else None
     # Parsing in worker processes against parsing in the loading process, side by side.
     loads = {}
     for jobs in a.jobs:
@@ -96,6 +120,11 @@ def main():
         "html_bytes": os.path.getsize(page),
         "target_s": 60,
     }
+    if baseline:
+        result["baseline"] = baseline
+        result["speedup_total"] = round(baseline["total_s"] / result["total_s"], 2)
+        result["speedup_cpu"] = round((baseline["load_cpu_s"] + baseline["html_cpu_s"]) /
+                                      (load_cpu + html_cpu), 2)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "report.json"), "w") as f:
         json.dump(result, f, indent=2)

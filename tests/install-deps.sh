@@ -12,7 +12,7 @@ packages=(
 	libfuse3-dev fuse3 util-linux iproute2
 	inotify-tools # test_tree.py: opens of a bundle on a local disk
 	debootstrap # tests/cluster/rootfs.sh: the other Slurm releases (RELEASES=...)
-	python3-pandas chromium # pylaunch-report, and its page rendered in a test
+	python3-pandas python3-ujson chromium # pylaunch-report (ujson: faster loads), its page in a test
 	openmpi-bin # test_monitor.py: mpirun ranks
 	# test_kinds.py: a real venv with a wheel built offline, pip install --target
 	python3-venv python3-pip python3-setuptools python3-wheel
