@@ -22,6 +22,16 @@ The retry pattern (issue 15): a function that tries to import a missing optional
 dependency, called 1k, 20k and 100k times in one process, with and without the hook:
 the time per call and the size of the log must not grow with the count.
 
+Instruction counts (--instructions, the default; --no-instructions skips them): the
+same commands once each under valgrind --tool=callgrind, which counts the user-space
+instructions the process executes, the same on a loaded machine as on a quiet one
+(PYTHONHASHSEED=0 makes them repeat to about 0.01 %; system calls' kernel work is not
+counted). Variants: without, old (the format 1 hook of --old-rev, share/sitecustomize.py
+alone, its byte code cached), warm and cold. They are turned into milliseconds with
+the rate of `-c pass` without the hook: its instructions over its fastest CPU time
+(user + system, from wait4) of the interleaved runs, so kernel time is charged to
+every instruction and the figure errs high.
+
 Writes bench/results/monitor_overhead.json and prints one Markdown table row per case.
 Target (issue 4): under 3 ms and under 5 % of `python3 -c pass`.
 """
@@ -77,6 +87,47 @@ def install_hook(spool):
         shutil.copy(os.path.join(TOP, 'share', name), os.path.join(spool, '.hook'))
 
 
+def install_old_hook(spool, rev):
+    """The format 1 hook of rev: one sitecustomize.py."""
+    os.makedirs(os.path.join(spool, '.hook'))
+    source = subprocess.run(['git', '-C', TOP, 'show', rev + ':share/sitecustomize.py'],
+                            check=True, stdout=subprocess.PIPE).stdout
+    with open(os.path.join(spool, '.hook', 'sitecustomize.py'), 'wb') as f:
+        f.write(source)
+
+
+def count_instructions(python, code, env):
+    """User-space instructions of one run of python -c code, counted by callgrind."""
+    done = subprocess.run(['valgrind', '--tool=callgrind', '--callgrind-out-file=/dev/null',
+                           python, '-c', code], env=dict(env, PYTHONHASHSEED='0'),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=1800)
+    for line in done.stderr.splitlines():
+        if 'Collected :' in line:
+            return int(line.split(':')[-1])
+    sys.exit('monitor_overhead: no instruction count from callgrind:\n' + done.stderr[-2000:])
+
+
+def instructions(python, codes, variants, runs):
+    """{code: {variant: instructions}}, the median of runs; a warm-up run before
+    every counted one of a warm variant, the clean-up before every cold one."""
+    out = {}
+    for code in codes:
+        counts = {}
+        for name, (env, before, warm_up) in variants.items():
+            values = []
+            for _ in range(runs):
+                if before:
+                    before()
+                if warm_up:
+                    subprocess.run([python, '-c', code], env=env, check=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                values.append(count_instructions(python, code, env))
+            counts[name] = int(statistics.median(values))
+        out[code] = counts
+    return out
+
+
 def retry_pattern(python, base_env, hook_env, spool, counts, runs):
     """Per-call cost of a failed import retried in a loop, and the log it leaves."""
     out = {}
@@ -121,7 +172,8 @@ def summarize(samples, base):
     for name, runs in samples.items():
         wall = [w for w, _ in runs]
         cpu = [c for _, c in runs]
-        out[name] = {'wall_ms': median_ms(wall), 'cpu_ms': median_ms(cpu)}
+        out[name] = {'wall_ms': median_ms(wall), 'cpu_ms': median_ms(cpu),
+                     'cpu_ms_min': round(min(cpu) * 1000, 3)}
         if name != base:
             diff_wall = [w - b[0] for (w, _), b in zip(runs, samples[base])]
             diff_cpu = [c - b[1] for (_, c), b in zip(runs, samples[base])]
@@ -148,19 +200,41 @@ def measure(python, code, variants, runs):
     return samples
 
 
+def instruction_summary(counted, pass_without):
+    """Overheads in instructions and in ms at the rate of -c pass without the hook."""
+    per_ms = counted['pass']['without'] / pass_without['cpu_ms_min']
+    cases = {}
+    for code, counts in counted.items():
+        base = counts['without']
+        over = {k: v - base for k, v in counts.items() if k != 'without'}
+        cases[code] = dict(counts, overhead=over,
+                           overhead_ms={k: round(v / per_ms, 3) for k, v in over.items()})
+    return {'tool': 'valgrind --tool=callgrind (Ir), PYTHONHASHSEED=0',
+            'per_ms': round(per_ms), 'pass_cpu_ms_min': pass_without['cpu_ms_min'],
+            'cases': cases}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--runs', type=int, default=300)
     parser.add_argument('--retry-runs', type=int, default=3)
     parser.add_argument('--python', default='/usr/bin/python3')
+    parser.add_argument('--instructions', action=argparse.BooleanOptionalAction, default=True,
+                        help='count instructions with callgrind (default: yes)')
+    parser.add_argument('--instruction-runs', type=int, default=2)
+    parser.add_argument('--old-rev', default='057f67e',
+                        help='commit of the format 1 hook to compare with')
     parser.add_argument('--out', default=os.path.join(TOP, 'bench', 'results', 'monitor_overhead.json'))
     args = parser.parse_args()
 
     spools = {name: tempfile.mkdtemp(prefix='pylaunch-bench-', dir='/dev/shm')
-              for name in ('warm', 'cold')}
+              for name in ('warm', 'cold', 'old')}
     try:
-        for spool in spools.values():
-            install_hook(spool)
+        for name, spool in spools.items():
+            if name == 'old':
+                install_old_hook(spool, args.old_rev)
+            else:
+                install_hook(spool)
         base_env = {k: v for k, v in os.environ.items()
                     if not k.startswith('PYLAUNCH_') and k != 'PYTHONPATH'}
 
@@ -194,6 +268,15 @@ def main():
                         {k: variants[k] for k in ('without', 'warm')},
                         max(args.runs // share, 20)),
                 'without')
+        counted = None
+        if args.instructions:
+            counted = instructions(
+                args.python, ('pass', 'import numpy', 'import pandas'),
+                {'without': (base_env, None, False),
+                 'old': (hook_env('old'), tidy('old', True), True),
+                 'warm': (hook_env('warm'), tidy('warm', True), True),
+                 'cold': (hook_env('cold'), tidy('cold', False), False)},
+                args.instruction_runs)
         retry = retry_pattern(args.python, base_env, hook_env('warm'), spools['warm'],
                               (1000, 20000, 100000), args.retry_runs)
     finally:
@@ -207,7 +290,8 @@ def main():
         'machine': {'cpus': os.cpu_count(), 'kernel': platform.release(),
                     'python': subprocess.run([args.python, '-c', 'import sys; print(sys.version)'],
                                              capture_output=True, text=True).stdout.strip(),
-                    'loadavg_start': os.getloadavg()[0]},
+                    'loadavg_start': os.getloadavg()[0],
+                    'PYTHONDONTWRITEBYTECODE': os.environ.get('PYTHONDONTWRITEBYTECODE')},
         'runs': args.runs,
         'target': {'max_ms': TARGET_MS, 'max_ratio': TARGET_RATIO},
         'meets_target': (warm['overhead_wall_ms'] < TARGET_MS and
@@ -215,6 +299,8 @@ def main():
         'cases': cases,
         'retry_pattern': retry,
     }
+    if counted is not None:
+        result['instructions'] = instruction_summary(counted, cases['python3 -c pass']['without'])
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=2)
@@ -235,6 +321,18 @@ def main():
     for n, s in retry.items():
         print('| %s calls | %.1f | %.1f | %.2f | %d |' % (
             n, s['without_us_per_call'], s['with_us_per_call'], s['ratio'], s['log_bytes']))
+    if counted is not None:
+        ins = result['instructions']
+        print()
+        print('instructions: %.0f a ms (-c pass: %d instructions in %.2f ms CPU)' % (
+            ins['per_ms'], ins['cases']['pass']['without'], ins['pass_cpu_ms_min']))
+        print('| command | without (M instr) | old | warm | cold | old (ms) | warm (ms) | cold (ms) |')
+        print('| --- | --- | --- | --- | --- | --- | --- | --- |')
+        for code, c in ins['cases'].items():
+            print('| `%s` | %.2f | %+.2f | %+.2f | %+.2f | %+.2f | %+.2f | %+.2f |' % (
+                code, c['without'] / 1e6, c['overhead']['old'] / 1e6,
+                c['overhead']['warm'] / 1e6, c['overhead']['cold'] / 1e6,
+                c['overhead_ms']['old'], c['overhead_ms']['warm'], c['overhead_ms']['cold']))
     print('meets target (warm, -c pass: < %.0f ms and < %.0f %%): %s' % (
         TARGET_MS, 100 * TARGET_RATIO, result['meets_target']))
 

@@ -778,9 +778,14 @@ def _finder(name, find_spec):
     return finder
 
 
-# Packages already imported (by .pth files) before the hook came in.
+# Packages already imported (by .pth files) before the hook came in. Set operations
+# first: most of sys.modules at start is the standard library, and this runs in every
+# process.
 def _already_imported(out):
-    for name in list(sys.modules):
+    names = set(sys.modules)
+    names.difference_update(_stdlib, _seen)
+    names.update(name for name in _KEPT_STDLIB if name in sys.modules)
+    for name in [name for name in sys.modules if name in names]:  # in their order
         if '.' not in name and name not in _seen:
             _seen.add(name)
             if _wanted(name):
@@ -823,13 +828,23 @@ def _install(os, env, spool, how):
 def _cache_own_byte_code(os):
     if not sys.dont_write_bytecode:
         return
-    import _frozen_importlib_external as external
     here = os.path.dirname(__file__)
-    for name in ('pylaunch_monitor.py', 'sitecustomize.py', 'usercustomize.py'):
-        source = os.path.join(here, name)
+    tag = sys.implementation.cache_tag
+    # One listdir instead of two stats a file: this runs in every process.
+    try:
+        present = set(os.listdir(os.path.join(here, '__pycache__')))
+    except OSError:
+        present = set()
+    missing = [name for name in ('pylaunch_monitor', 'sitecustomize', 'usercustomize')
+               if '%s.%s.pyc' % (name, tag) not in present]
+    if not missing or tag is None:
+        return
+    import _frozen_importlib_external as external
+    for name in missing:
+        source = os.path.join(here, name + '.py')
         try:
             cached = external.cache_from_source(source)
-            if os.path.exists(cached) or not os.path.exists(source):
+            if not os.path.exists(source):
                 continue
             with open(source, 'rb') as f:
                 code = compile(f.read(), source, 'exec', dont_inherit=True)
