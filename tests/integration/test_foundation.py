@@ -216,7 +216,8 @@ def test_slurmd_starts_with_broken_config():
     restart = pc.cluster("restart-slurmd", check=False)
     assert restart.returncode == 0, restart.stdout + restart.stderr
     for node in ALL_NODES:
-        found = watch.wait_for(node, r"pylaunch: site configuration: .*stage\.colour")
+        found = watch.wait_for(
+            node, r"pylaunch: loaded, built for Slurm [0-9.]+; site configuration: .*stage\.colour")
         assert found, node
     pc.write_site_config(pc.GOOD_CONFIG)
     assert pc.cluster("restart-slurmd", check=False).returncode == 0
