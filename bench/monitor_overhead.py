@@ -64,7 +64,9 @@ def run_once(python, code, env):
     return wall, usage.ru_utime + usage.ru_stime
 
 
-HOOK_FILES = ('sitecustomize.py', 'usercustomize.py', 'pylaunch_monitor.py')
+# as the prolog copies it (monitor_spool.c): installed name -> spool name
+HOOK_FILES = (('sitecustomize.py', 'sitecustomize.py'), ('sitecustomize.py', 'usercustomize.py'),
+              ('pylaunch_monitor.py', 'pylaunch_monitor.py'))
 
 RETRY = '''
 import sys, time
@@ -83,8 +85,8 @@ print(time.perf_counter() - start)
 
 def install_hook(spool):
     os.makedirs(os.path.join(spool, '.hook'))
-    for name in HOOK_FILES:
-        shutil.copy(os.path.join(TOP, 'share', name), os.path.join(spool, '.hook'))
+    for source, name in HOOK_FILES:
+        shutil.copy(os.path.join(TOP, 'share', source), os.path.join(spool, '.hook', name))
 
 
 def install_old_hook(spool, rev):

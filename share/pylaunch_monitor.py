@@ -1,16 +1,17 @@
 # pylaunch --pymonitor hook: records the Python packages a job's processes import.
 #
-# Installed as $(pkgdatadir)/monitor/pylaunch_monitor.py, with the two shims that load
-# it (sitecustomize.py, usercustomize.py) and pylaunch-monitor.pth. The prolog copies
-# all of them into the job's node-local spool (<monitor.spool_dir>/<jobid>/.hook/);
+# Installed as $(pkgdatadir)/monitor/pylaunch_monitor.py, with the shim that loads it
+# (sitecustomize.py) and pylaunch-monitor.pth. The prolog copies the hook and the shim,
+# twice (as sitecustomize.py and usercustomize.py), into the job's node-local spool
+# (<monitor.spool_dir>/<jobid>/.hook/);
 # task_init puts that directory first on PYTHONPATH and sets PYLAUNCH_MONITOR_SPOOL
 # (the spool) and PYLAUNCH_MONITOR_JOB. Three ways in, whichever comes first (start()
 # is idempotent):
 #   pylaunch-monitor.pth  when the site linked it into an interpreter's site-packages:
 #                         survives a job script that overwrites PYTHONPATH
 #   sitecustomize.py      the .hook directory on PYTHONPATH (chains to the next one)
-#   usercustomize.py      the same directory when a module system prepended a directory
-#                         with a sitecustomize.py of its own (Lmod style)
+#   usercustomize.py      the same shim in the same directory, for when a module system
+#                         prepended a directory with a sitecustomize.py of its own (Lmod)
 #
 # At start the hook opens a log of its own in the spool and installs a sys.meta_path
 # finder that finds nothing: it only watches imports go by and writes each new

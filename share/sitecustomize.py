@@ -3,9 +3,11 @@
 # directory off sys.path again, starts the hook (pylaunch_monitor.py next to it, on
 # Python 3.6 and later) and then runs the sitecustomize Python would have imported
 # without this one, so a site's, Debian's, conda's or the user's keeps working (on
-# Python 2.7 too). usercustomize.py is the same shim for the usercustomize slot: it
-# starts the hook when a module system prepended a directory with a sitecustomize of
-# its own. Python 2 syntax on purpose: every interpreter of a job reads this file.
+# Python 2.7 too). The prolog also copies this file into the spool as usercustomize.py,
+# the slot Python imports after sitecustomize: there it starts the hook when a module
+# system prepended a directory with a sitecustomize of its own (Lmod style), and chains
+# to the usercustomize that comes next. The slot is the module's own name. Python 2
+# syntax on purpose: every interpreter of a job reads this file.
 import sys
 
 
@@ -64,4 +66,4 @@ def _pylaunch_monitor_chain(slot, path):
                 found[0].close()
 
 
-_pylaunch_monitor_chain('sitecustomize', _pylaunch_monitor_boot('sitecustomize'))
+_pylaunch_monitor_chain(__name__, _pylaunch_monitor_boot(__name__))

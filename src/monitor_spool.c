@@ -211,15 +211,15 @@ static int copy_fd(int from, int to)
 	return 0;
 }
 
-/* Copies one file of the installed hook into dir_fd, owned by uid:gid. */
-static int copy_hook_file(const char *source_dir, const char *name, int dir_fd, uid_t uid,
-			  gid_t gid)
+/* Copies one file of the installed hook into dir_fd as name, owned by uid:gid. */
+static int copy_hook_file(const char *source_dir, const char *source, const char *name, int dir_fd,
+			  uid_t uid, gid_t gid)
 {
 	char path[4096];
 	struct stat st;
 	int from = -1, to = -1, rc = -1;
 
-	snprintf(path, sizeof(path), "%s/%s", source_dir, name);
+	snprintf(path, sizeof(path), "%s/%s", source_dir, source);
 	from = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (from < 0 || fstat(from, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    st.st_size > HOOK_MAX_SIZE) {
@@ -241,14 +241,18 @@ fail:
 	return rc;
 }
 
-/* The core first: without it the shims start nothing. */
+/* The core first: without it the shims start nothing. One shim serves both module slots
+ * (it takes its slot from __name__), so the usercustomize slot gets a copy of it. */
 static int copy_hook(const char *source_dir, int dir_fd, uid_t uid, gid_t gid)
 {
-	static const char *const files[] = {PL_MONITOR_HOOK_CORE, PL_MONITOR_HOOK_FILE,
-					    PL_MONITOR_HOOK_USER_FILE};
+	static const char *const files[][2] = {
+	    {PL_MONITOR_HOOK_CORE, PL_MONITOR_HOOK_CORE},
+	    {PL_MONITOR_HOOK_FILE, PL_MONITOR_HOOK_FILE},
+	    {PL_MONITOR_HOOK_FILE, PL_MONITOR_HOOK_USER_FILE},
+	};
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-		if (copy_hook_file(source_dir, files[i], dir_fd, uid, gid) < 0)
+		if (copy_hook_file(source_dir, files[i][0], files[i][1], dir_fd, uid, gid) < 0)
 			return -1;
 	return 0;
 }

@@ -44,13 +44,14 @@ static int setup(void **state)
 	snprintf(f->outside, sizeof(f->outside), "%s/outside", f->top);
 	mkdir(f->hook_src, 0755);
 	mkdir(f->outside, 0755);
-	for (int i = 0; i < 3; i++) {
-		static const char *const files[] = {"sitecustomize.py", "usercustomize.py",
-						    "pylaunch_monitor.py"};
+	/* as make install lays it out: one shim, no usercustomize.py */
+	for (int i = 0; i < 2; i++) {
+		static const char *const files[][2] = {{"sitecustomize.py", "# the shim\n"},
+						       {"pylaunch_monitor.py", "# the core\n"}};
 
-		snprintf(path, sizeof(path), "%s/%s", f->hook_src, files[i]);
+		snprintf(path, sizeof(path), "%s/%s", f->hook_src, files[i][0]);
 		hook = fopen(path, "w");
-		fputs("# the hook\n", hook);
+		fputs(files[i][1], hook);
 		fclose(hook);
 	}
 	snprintf(path, sizeof(path), "%s/precious", f->outside);
@@ -104,6 +105,17 @@ static void write_file(const char *path, const char *text)
 	fclose(fp);
 }
 
+static void assert_file_text(const char *path, const char *want)
+{
+	char got[64] = "";
+	FILE *file = fopen(path, "r");
+
+	assert_non_null(file);
+	assert_non_null(fgets(got, sizeof(got), file));
+	fclose(file);
+	assert_string_equal(got, want);
+}
+
 static uid_t job_uid(void)
 {
 	return geteuid() == 0 ? OTHER_UID : getuid();
@@ -134,6 +146,7 @@ static void test_prepare_layout(void **state)
 	assert_mode_owner(path, 0644, job_uid());
 	path_of(f, "77/.hook/usercustomize.py", path, sizeof(path));
 	assert_mode_owner(path, 0644, job_uid());
+	assert_file_text(path, "# the shim\n");
 	path_of(f, "77/.hook/pylaunch_monitor.py", path, sizeof(path));
 	assert_mode_owner(path, 0644, job_uid());
 	assert_int_equal(pl_test_log_count(), 0);

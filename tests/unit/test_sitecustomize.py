@@ -21,7 +21,9 @@ import pytest
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARE = os.path.join(TOP, 'share')
-HOOK_FILES = ('sitecustomize.py', 'usercustomize.py', 'pylaunch_monitor.py')
+# what the prolog copies into the spool's .hook (monitor_spool.c): installed name -> spool name
+HOOK_FILES = (('sitecustomize.py', 'sitecustomize.py'), ('sitecustomize.py', 'usercustomize.py'),
+              ('pylaunch_monitor.py', 'pylaunch_monitor.py'))
 HOOK = os.path.join(SHARE, 'sitecustomize.py')
 PTH = os.path.join(SHARE, 'pylaunch-monitor.pth')
 KNOWN_KEYS = {'pid', 'ppid', 'job', 'rank', 'ranksrc', 'step', 'start', 'executable', 'python',
@@ -69,8 +71,8 @@ class Job:
         self.spool = str(tmp_path / 'spool')
         self.hook_dir = os.path.join(self.spool, '.hook')
         os.makedirs(self.hook_dir)
-        for name in HOOK_FILES:
-            shutil.copy(os.path.join(SHARE, name), self.hook_dir)
+        for source, name in HOOK_FILES:
+            shutil.copy(os.path.join(SHARE, source), os.path.join(self.hook_dir, name))
         self.work = str(tmp_path / 'work')
         os.makedirs(self.work)
 
