@@ -9,7 +9,9 @@
 # libslurm-dev, and runs the tests, whose cluster (slurmctld, munged and every node's slurmd,
 # entered with nsenter --root) then runs that release's daemons. The host's cluster lock is
 # bind-mounted in, so the run queues with every other user of the test cluster.
-# PYTEST ARGS default to the whole suite: the non-tree tests, then the tree tests on 16 nodes.
+# Without PYTEST ARGS: the whole suite, the non-tree tests, then the tree tests on 16 nodes.
+# SUITE_PARTS (env) chooses of these two parts ("suite", "tree" or both); the PYTEST ARGS are
+# then added to each (e.g. -x). With PYTEST ARGS and no SUITE_PARTS, pytest runs with them alone.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,12 +38,17 @@ inside() {
 	say "built $(grep -o 'PL_BUILT_SLURM_RELEASE "[^"]*"' "$build/pl_build.h")"
 	cd "$top/tests/integration"
 	export PYLAUNCH_PLUGIN=$build/.libs/pylaunch.so
-	if [[ $# -gt 0 ]]; then
+	if [[ -z ${SUITE_PARTS:-} && $# -gt 0 ]]; then
 		/usr/bin/python3 -m pytest -p no:cacheprovider "$@"
 		return
 	fi
-	/usr/bin/python3 -m pytest -p no:cacheprovider -m "not tree and not open_issue" || rc=$?
-	NODES=16 /usr/bin/python3 -m pytest -p no:cacheprovider -m "tree and not open_issue" || rc_tree=$?
+	if [[ ${SUITE_PARTS:-suite tree} == *suite* ]]; then
+		/usr/bin/python3 -m pytest -p no:cacheprovider -m "not tree and not open_issue" "$@" || rc=$?
+	fi
+	if [[ ${SUITE_PARTS:-suite tree} == *tree* ]]; then
+		NODES=16 /usr/bin/python3 -m pytest -p no:cacheprovider -m "tree and not open_issue" "$@" ||
+			rc_tree=$?
+	fi
 	bash "$top/tests/cluster/cluster.sh" down >/dev/null 2>&1 || true
 	((rc == 0)) && rc=$rc_tree
 	return "$rc"
@@ -76,7 +83,7 @@ enter() {
 	cd /
 	umount -l /.pl-oldroot
 	exec /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-		LANG=C.UTF-8 ${NODES:+NODES=$NODES} bash "$top/tests/cluster/suite.sh" --inside "$release" "$@"
+		LANG=C.UTF-8 ${NODES:+NODES=$NODES} ${SUITE_PARTS:+SUITE_PARTS="$SUITE_PARTS"} bash "$top/tests/cluster/suite.sh" --inside "$release" "$@"
 }
 
 main() {
