@@ -54,6 +54,21 @@ inside() {
 	return "$rc"
 }
 
+# The machine's name must resolve inside as outside: srun tells slurmctld its host name, and
+# slurmctld, failing to resolve it, retries getaddrinfo for some 10 s in the thread that answers
+# RPCs - step completion messages time out then ("Rank 0 failed sending step completion message
+# directly to slurmctld"), retried only after 60 s, and the job stays COMPLETING. The root file
+# system's /etc/hosts knows only localhost: take the machine's, and its own name's address.
+host_names() {
+	local root=$1 name addr
+	cp /etc/hosts "$root/etc/hosts"
+	for name in "$(hostname)" "$(hostname -s)"; do
+		grep -Eq "[[:space:]]$name([[:space:]]|\$)" "$root/etc/hosts" && continue
+		addr=$(getent ahostsv4 "$name" | awk 'NR == 1 { print $1 }')
+		echo "${addr:-127.0.1.1} $name" >>"$root/etc/hosts"
+	done
+}
+
 # Runs in the private mount namespace, as the root file system's own mounts are made.
 enter() {
 	local root=$1 release=$2
@@ -74,6 +89,7 @@ enter() {
 	touch "$root$LOCK"
 	mount --bind "$LOCK" "$root$LOCK"
 	cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+	host_names "$root"
 	# pivot_root, not chroot: a job's namespace (job_container/tmpfs, namespace/tmpfs) is joined
 	# with setns, which puts a process at the root of the mount namespace - the root file
 	# system only if it is that root.
