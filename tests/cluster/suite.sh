@@ -55,8 +55,8 @@ inside() {
 }
 
 # The machine's name must resolve inside as outside: srun tells slurmctld its host name, and
-# slurmctld, failing to resolve it, retries getaddrinfo for some 10 s in the thread that answers
-# RPCs - step completion messages time out then ("Rank 0 failed sending step completion message
+# slurmctld, failing to resolve it as the job ends (srun_job_complete), retries getaddrinfo for
+# some 10 s holding its job lock - step completion messages time out then ("Rank 0 failed sending step completion message
 # directly to slurmctld"), retried only after 60 s, and the job stays COMPLETING. The root file
 # system's /etc/hosts knows only localhost: take the machine's, and its own name's address.
 host_names() {
