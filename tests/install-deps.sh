@@ -11,7 +11,7 @@ packages=(
 	python3-numpy python3-scipy python3-matplotlib rsyslog
 	libfuse3-dev fuse3 util-linux iproute2
 	inotify-tools # test_tree.py: opens of a bundle on a local disk
-	debootstrap # tests/cluster/rootfs.sh: the other Slurm releases (RELEASES=...)
+	mmdebstrap # tests/cluster/rootfs.sh: root file systems of the other Slurm releases (RELEASES)
 	python3-pandas python3-ujson chromium # pylaunch-report (ujson: faster loads), its page in a test
 	openmpi-bin # test_monitor.py: mpirun ranks
 	# test_kinds.py: a real venv with a wheel built offline, pip install --target

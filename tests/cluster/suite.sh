@@ -9,7 +9,9 @@
 # libslurm-dev, and runs the tests, whose cluster (slurmctld, munged and every node's slurmd,
 # entered with nsenter --root) then runs that release's daemons. The host's cluster lock is
 # bind-mounted in, so the run queues with every other user of the test cluster.
-# PYTEST ARGS default to the whole suite: the non-tree tests, then the tree tests on 16 nodes.
+# Without PYTEST ARGS: the whole suite, the non-tree tests, then the tree tests on 16 nodes.
+# SUITE_PARTS (env) chooses of these two parts ("suite", "tree" or both); the PYTEST ARGS are
+# then added to each (e.g. -x). With PYTEST ARGS and no SUITE_PARTS, pytest runs with them alone.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,15 +38,35 @@ inside() {
 	say "built $(grep -o 'PL_BUILT_SLURM_RELEASE "[^"]*"' "$build/pl_build.h")"
 	cd "$top/tests/integration"
 	export PYLAUNCH_PLUGIN=$build/.libs/pylaunch.so
-	if [[ $# -gt 0 ]]; then
+	if [[ -z ${SUITE_PARTS:-} && $# -gt 0 ]]; then
 		/usr/bin/python3 -m pytest -p no:cacheprovider "$@"
 		return
 	fi
-	/usr/bin/python3 -m pytest -p no:cacheprovider -m "not tree and not open_issue" || rc=$?
-	NODES=16 /usr/bin/python3 -m pytest -p no:cacheprovider -m "tree and not open_issue" || rc_tree=$?
+	if [[ ${SUITE_PARTS:-suite tree} == *suite* ]]; then
+		/usr/bin/python3 -m pytest -p no:cacheprovider -m "not tree and not open_issue" "$@" || rc=$?
+	fi
+	if [[ ${SUITE_PARTS:-suite tree} == *tree* ]]; then
+		NODES=16 /usr/bin/python3 -m pytest -p no:cacheprovider -m "tree and not open_issue" "$@" ||
+			rc_tree=$?
+	fi
 	bash "$top/tests/cluster/cluster.sh" down >/dev/null 2>&1 || true
 	((rc == 0)) && rc=$rc_tree
 	return "$rc"
+}
+
+# The machine's name must resolve inside as outside: srun tells slurmctld its host name, and
+# slurmctld, failing to resolve it as the job ends (srun_job_complete), retries getaddrinfo for
+# some 10 s holding its job lock - step completion messages time out then ("Rank 0 failed sending step completion message
+# directly to slurmctld"), retried only after 60 s, and the job stays COMPLETING. The root file
+# system's /etc/hosts knows only localhost: take the machine's, and its own name's address.
+host_names() {
+	local root=$1 name addr
+	cp /etc/hosts "$root/etc/hosts"
+	for name in "$(hostname)" "$(hostname -s)"; do
+		grep -Eq "[[:space:]]$name([[:space:]]|\$)" "$root/etc/hosts" && continue
+		addr=$(getent ahostsv4 "$name" | awk 'NR == 1 { print $1 }')
+		echo "${addr:-127.0.1.1} $name" >>"$root/etc/hosts"
+	done
 }
 
 # Runs in the private mount namespace, as the root file system's own mounts are made.
@@ -67,6 +89,7 @@ enter() {
 	touch "$root$LOCK"
 	mount --bind "$LOCK" "$root$LOCK"
 	cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+	host_names "$root"
 	# pivot_root, not chroot: a job's namespace (job_container/tmpfs, namespace/tmpfs) is joined
 	# with setns, which puts a process at the root of the mount namespace - the root file
 	# system only if it is that root.
@@ -76,7 +99,7 @@ enter() {
 	cd /
 	umount -l /.pl-oldroot
 	exec /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-		LANG=C.UTF-8 ${NODES:+NODES=$NODES} bash "$top/tests/cluster/suite.sh" --inside "$release" "$@"
+		LANG=C.UTF-8 ${NODES:+NODES=$NODES} ${SUITE_PARTS:+SUITE_PARTS="$SUITE_PARTS"} bash "$top/tests/cluster/suite.sh" --inside "$release" "$@"
 }
 
 main() {

@@ -69,7 +69,7 @@ def healthy_cluster_after_each_test(cluster):
     pc.write_site_config(pc.GOOD_CONFIG)
     yield
     pc.write_site_config(pc.GOOD_CONFIG)
-    assert pc.wait_idle(), "a job of this test is still queued or running"
+    assert pc.wait_idle(), "a job of this test is still queued or running\n" + pc.left_jobs_report()
     assert pc.drained_nodes() == "", f"nodes drained or down:\n{pc.drained_nodes()}"
 
 

@@ -195,3 +195,19 @@ def wait_job_end(job_id, timeout=120):
             return state
         time.sleep(0.3)
     raise TimeoutError(f"job {job_id} still {job_state(job_id)} after {timeout}s")
+
+
+def left_jobs_report():
+    """Why the cluster is not idle: the jobs left, and what slurmctld and the slurmd logs said of
+    them (their last lines naming the job)."""
+    env = slurm_env()
+    jobs = subprocess.run(["squeue", "-h", "-o", "%i %T %N %R"], env=env, text=True,
+                          capture_output=True).stdout
+    report = ["jobs left:", jobs]
+    for job in re.findall(r"^(\d+)", jobs, re.M):
+        for log in sorted((CLUSTER_DIR / "log").glob("slurm*.log")):
+            lines = [ln for ln in log.read_text(errors="replace").splitlines()
+                     if re.search(rf"\b{job}\b", ln)]
+            if lines:
+                report += [f"==> {log.name}, job {job} <=="] + lines[-12:]
+    return "\n".join(report)
