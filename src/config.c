@@ -49,6 +49,8 @@ enum value_type {
 	T_SINKS,    /* struct pl_sink * at offset, size_t count at offset2 (file only) */
 	T_BUNDLES,  /* char ** "NAME=/PATH" at offset, size_t count at offset2 */
 	T_NAME,	    /* char *, a bundle name or "" */
+	/* enum pl_auto_bool: "auto" or a boolean */
+	T_AUTO_BOOL,
 };
 
 /* One setting. def is its default as a user would write it, parsed by the same code as the file
@@ -126,6 +128,10 @@ static const struct key config_keys[] = {
      .type = T_BOOL,
      .def = "false",
      .offset = CFG(tree_store_and_forward)},
+    {.name = "tree.prolog_alloc",
+     .type = T_AUTO_BOOL,
+     .def = "auto",
+     .offset = CFG(tree_prolog_alloc)},
     {.name = "monitor.default", .type = T_BOOL, .def = "off", .offset = CFG(monitor_default)},
     {.name = "monitor.sample_rate",
      .type = T_RATIO,
@@ -450,6 +456,8 @@ static int describe(const struct key *k, struct problem *p)
 	switch (k->type) {
 	case T_BOOL:
 		return explain(p, "expected a boolean (yes/no, true/false, on/off, 1/0)");
+	case T_AUTO_BOOL:
+		return explain(p, "expected auto or a boolean (yes/no, true/false, on/off, 1/0)");
 	case T_UINT:
 		return explain(p, "expected an integer between %llu and %llu", min, max);
 	case T_DURATION:
@@ -821,6 +829,20 @@ static int apply_bool(const struct key *k, void *base, const char *text, struct 
 	return 0;
 }
 
+static int apply_auto_bool(const struct key *k, void *base, const char *text, struct problem *p)
+{
+	bool v;
+
+	if (strcmp(text, "auto") == 0) {
+		*(enum pl_auto_bool *)field(base, k->offset) = PL_AUTO;
+		return 0;
+	}
+	if (pl_parse_bool(text, &v) < 0)
+		return describe(k, p);
+	*(enum pl_auto_bool *)field(base, k->offset) = v ? PL_YES : PL_NO;
+	return 0;
+}
+
 static int apply_uint(const struct key *k, void *base, const char *text, struct problem *p)
 {
 	unsigned v;
@@ -952,6 +974,8 @@ static int apply_text(const struct key *k, void *base, const char *text, struct 
 	switch (k->type) {
 	case T_BOOL:
 		return apply_bool(k, base, text, p);
+	case T_AUTO_BOOL:
+		return apply_auto_bool(k, base, text, p);
 	case T_UINT:
 		return apply_uint(k, base, text, p);
 	case T_DURATION:
@@ -1077,6 +1101,7 @@ static int check_value(const struct key *k, const void *base, struct problem *p)
 
 	switch (k->type) {
 	case T_BOOL:
+	case T_AUTO_BOOL:
 		return 0;
 	case T_UINT:
 	case T_DURATION:

@@ -18,6 +18,9 @@
 
 enum pl_sink_type { PL_SINK_FILE, PL_SINK_SYSLOG };
 
+/* A setting that may leave the answer to Slurm: "auto", or a boolean. */
+enum pl_auto_bool { PL_AUTO, PL_YES, PL_NO };
+
 struct pl_sink {
 	enum pl_sink_type type;
 	char *path;	    /* file: absolute path of the JSON Lines file (required) */
@@ -55,6 +58,8 @@ struct pl_config {
 	size_t n_sinks;
 	char **bundles; /* bundles: {} ("NAME=/PATH" each), chosen by --pybundle=@NAME */
 	size_t n_bundles;
+	/* tree.prolog_alloc: auto (believe Slurm), yes or no: PrologFlags=Alloc is set */
+	enum pl_auto_bool tree_prolog_alloc;
 	char *policy_default_bundle; /* policy.default_bundle: "" (none), a name in bundles */
 	unsigned policy_min_nodes;   /* policy.min_nodes: 2, jobs it applies to */
 };

@@ -91,7 +91,7 @@ static void job_key(const char *bundles, char key[PL_KEY_LEN + 1])
 
 /* Every node of the job runs this prolog at once only with PrologFlags=Alloc; without it a
  * node's prolog waits for a step to land there, and a tree over the job's nodes would wait
- * for peers that are not coming. */
+ * for peers that are not coming. The site may say so where Slurm does not (tree.prolog_alloc). */
 static void job_peers(const struct job_script *js, struct pl_stage_peers *peers)
 {
 	struct pl_slurm_facts facts;
@@ -102,11 +102,7 @@ static void job_peers(const struct job_script *js, struct pl_stage_peers *peers)
 	peers->nodelist = getenv("SLURM_NODELIST");
 	peers->self = js->node;
 	peers->slurm_uid = facts.slurm_uid;
-	if (!facts.known)
-		peers->no_tree = "the Slurm configuration cannot be read here";
-	else if (!facts.prolog_alloc)
-		peers->no_tree =
-		    "PrologFlags=Alloc is not set: the job's prologs do not run together";
+	peers->no_tree = pl_prolog_tree_refusal(pl_plugin_config()->tree_prolog_alloc, &facts);
 }
 
 static int stage_job(const struct job_script *js, const char *bundles)

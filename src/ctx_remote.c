@@ -265,6 +265,14 @@ static int apply_task_env(spank_t sp, const struct pl_task_env *env)
 	return 0;
 }
 
+/* Staged by root in the node's mount namespace, and gone from the task's: a job_container or
+ * namespace plugin (tmpfs, Dirs=/tmp,/dev/shm by default) mounts a private /dev/shm and /tmp for
+ * the job when its extern step starts, after the prolog staged (README, pylaunch(8)). */
+#define HIDDEN_TREE_HINT                                                                           \
+	" in the job's mount namespace (a job_container or namespace plugin gives the job a "      \
+	"private /dev/shm and /tmp: the site must set stage.dir and monitor.spool_dir outside "    \
+	"them)"
+
 /* `srun python` is resolved through this PATH by slurmstepd after task_init:
  * prepending the staged bin/ makes it run the staged interpreter. The kind is read
  * here, as the user, from the tree the staging prepared. */
@@ -278,8 +286,10 @@ static int point_task_at_tree(spank_t sp)
 	int rc;
 
 	if (pl_env_detect(step.stage.root, &layout) < 0) {
-		snprintf(reason, sizeof(reason), "--pybundle: %s: %s", step.stage.root,
-			 strerror(errno));
+		int err = errno;
+
+		snprintf(reason, sizeof(reason), "--pybundle: %s: %s%s", step.stage.root,
+			 strerror(err), err == ENOENT ? HIDDEN_TREE_HINT : "");
 		return fail_task(reason);
 	}
 	if (pl_task_env_for_tree(step.stage.root, &layout,

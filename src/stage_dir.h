@@ -7,7 +7,14 @@
  *                                reads them: a failure reason names the user's files)
  *
  * Every step is relative to a directory fd and refuses symlinks, so a user who
- * plants a link in /dev/shm cannot steer root's mkdir, chown or unlink. */
+ * plants a link in /dev/shm cannot steer root's mkdir, chown or unlink.
+ *
+ * Root makes all of it in the node's mount namespace, in the prolog. A job_container or
+ * namespace plugin (tmpfs) gives the job's tasks a private /dev/shm and /tmp, built by the extern
+ * step after the prolog as a copy of that namespace: a stage.dir under them is hidden from the
+ * tasks, one anywhere else is seen (README, "Slurm releases"). So the site moves stage.dir off
+ * the plugin's Dirs; entering the job's namespace instead is impossible, as it does not exist yet
+ * when the prolog runs. */
 #ifndef PL_STAGE_DIR_H
 #define PL_STAGE_DIR_H
 

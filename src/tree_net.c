@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "slurm_child.h"
 #include "tree_topology.h"
 
@@ -40,6 +41,25 @@ void pl_slurm_facts_get(struct pl_slurm_facts *facts)
 		    pl_slurm_conf_prolog_alloc(&facts->prolog_alloc, err, sizeof(err)) == 0;
 	}
 #endif
+}
+
+/* yes: the site says PrologFlags=Alloc is set, where Slurm cannot tell the plugin (a
+ * configuration file the child cannot read) or tells it wrong. Should the site be wrong, a node
+ * whose parent's prolog is not running gives that parent up after tree.connect_timeout and reads
+ * the shared file system itself, and a node without children waits twice that for them: slower,
+ * never stuck. no: the prologs never build a tree (steps still do). */
+const char *pl_prolog_tree_refusal(int prolog_alloc_setting, const struct pl_slurm_facts *facts)
+{
+	if (prolog_alloc_setting == PL_YES)
+		return NULL;
+	if (prolog_alloc_setting == PL_NO)
+		return "tree.prolog_alloc is no in the site configuration";
+	if (!facts->known)
+		return "the Slurm configuration cannot be read here (tree.prolog_alloc: yes if "
+		       "PrologFlags=Alloc is set)";
+	if (!facts->prolog_alloc)
+		return "PrologFlags=Alloc is not set: the job's prologs do not run together";
+	return NULL;
 }
 
 /* Up to 22.05 the process has the whole slurm.conf and answers itself; from 23.02 slurmstepd

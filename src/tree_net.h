@@ -20,6 +20,10 @@ struct pl_slurm_facts {
 /* Read from the configuration slurmd or slurmstepd loaded (we run inside one of them). */
 void pl_slurm_facts_get(struct pl_slurm_facts *facts);
 
+/* Why the job's prologs may not build a tree (NULL: they may), from the site's tree.prolog_alloc
+ * (an enum pl_auto_bool of config.h) and, when that is auto, from what Slurm says. */
+const char *pl_prolog_tree_refusal(int prolog_alloc_setting, const struct pl_slurm_facts *facts);
+
 /* The address of a node: Slurm's NodeAddr for it where Slurm can tell, else its name resolved. */
 int pl_node_address(const char *node, struct sockaddr_storage *addr, socklen_t *len, char *err,
 		    size_t errlen);

@@ -133,6 +133,7 @@ static void assert_settings_equal(const struct pl_config *a, const struct pl_con
 	assert_int_equal(a->tree_stall_timeout, b->tree_stall_timeout);
 	assert_int_equal(a->tree_enabled, b->tree_enabled);
 	assert_int_equal(a->tree_store_and_forward, b->tree_store_and_forward);
+	assert_int_equal(a->tree_prolog_alloc, b->tree_prolog_alloc);
 	assert_int_equal(a->monitor_default, b->monitor_default);
 	assert_true(a->monitor_sample_rate == b->monitor_sample_rate);
 	assert_string_equal(a->monitor_spool_dir, b->monitor_spool_dir);
@@ -165,6 +166,7 @@ static void test_defaults_are_the_documented_ones(void **state)
 	assert_int_equal(cfg.tree_stall_timeout, 30);
 	assert_true(cfg.tree_enabled);
 	assert_false(cfg.tree_store_and_forward);
+	assert_int_equal(cfg.tree_prolog_alloc, PL_AUTO);
 	assert_false(cfg.monitor_default);
 	assert_true(cfg.monitor_sample_rate == 1.0);
 	assert_string_equal(cfg.monitor_spool_dir, "/dev/shm/pylaunch-spool");
@@ -199,7 +201,7 @@ static void test_key_names_list_the_schema(void **state)
 	(void)state;
 	while (pl_config_key_name(n))
 		n++;
-	assert_int_equal(n, 24);
+	assert_int_equal(n, 25);
 	assert_string_equal(pl_config_key_name(0), "debug");
 	assert_string_equal(pl_config_key_name(n - 1), "policy.min_nodes");
 	assert_string_equal(pl_sink_type_name(PL_SINK_FILE), "file");
@@ -266,6 +268,7 @@ static const char full_file[] =
     "tree:\n"
     "  enabled: no\n"
     "  store_and_forward: yes\n"
+    "  prolog_alloc: yes\n"
     "  fanout: 4\n"
     "  ports: 50000-50100\n"
     "  connect_timeout: 10\n"
@@ -304,6 +307,7 @@ static void test_every_key_is_read(void **state)
 	assert_int_equal(cfg.tree_stall_timeout, 3600);
 	assert_false(cfg.tree_enabled);
 	assert_true(cfg.tree_store_and_forward);
+	assert_int_equal(cfg.tree_prolog_alloc, PL_YES);
 	assert_true(cfg.monitor_default);
 	assert_true(cfg.monitor_sample_rate == 0.25);
 	assert_string_equal(cfg.monitor_spool_dir, "/var/spool/pylaunch");
@@ -562,7 +566,7 @@ static void test_unknown_keys_at_every_level(void **state)
 	expect_error(
 	    "tree:\n  fanot: 4\n", "2: tree.fanot",
 	    "unknown key (expected one of: enabled, fanout, ports, connect_timeout, stall_timeout, "
-	    "store_and_forward)");
+	    "store_and_forward, prolog_alloc)");
 	expect_error("monitor:\n  sinks:\n    - type: file\n      colour: red\n",
 		     "4: monitor.sinks[0].colour",
 		     "unknown key (expected one of: type, path, address, facility, max_message)");
@@ -1067,6 +1071,38 @@ static void test_set_errors(void **state)
 			 "in the YAML file");
 }
 
+/* tree.prolog_alloc: auto, or a boolean, in the file and on the plugstack line alike. */
+static void test_prolog_alloc_is_auto_or_a_boolean(void **state)
+{
+	static const struct {
+		const char *text;
+		enum pl_auto_bool want;
+	} cases[] = {{"auto", PL_AUTO}, {"yes", PL_YES}, {"on", PL_YES}, {"true", PL_YES},
+		     {"1", PL_YES},	{"no", PL_NO},	 {"off", PL_NO}, {"false", PL_NO}};
+	struct pl_config cfg;
+	char yaml[64], err[ERRLEN] = "";
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(yaml, sizeof(yaml), "tree:\n  prolog_alloc: %s\n", cases[i].text);
+		if (load_yaml(&cfg, yaml, err) != 0)
+			fail_msg("%s: %s", cases[i].text, err);
+		assert_int_equal(cfg.tree_prolog_alloc, cases[i].want);
+		/* and back to auto from the plugstack line */
+		assert_set(&cfg, "tree.prolog_alloc", "auto");
+		assert_int_equal(cfg.tree_prolog_alloc, PL_AUTO);
+		assert_set(&cfg, "tree.prolog_alloc", cases[i].text);
+		assert_int_equal(cfg.tree_prolog_alloc, cases[i].want);
+		pl_config_free(&cfg);
+	}
+	expect_error("tree:\n  prolog_alloc: maybe\n", "2: tree.prolog_alloc",
+		     "expected auto or a boolean (yes/no, true/false, on/off, 1/0) (got 'maybe')");
+	expect_error("tree:\n  prolog_alloc: Auto\n", "2: tree.prolog_alloc", "(got 'Auto')");
+	assert_set_fails("tree.prolog_alloc", "",
+			 "plugstack argument 'tree.prolog_alloc=': expected auto or a boolean "
+			 "(yes/no, true/false, on/off, 1/0)");
+}
+
 static void test_set_unknown_keys(void **state)
 {
 	(void)state;
@@ -1074,11 +1110,11 @@ static void test_set_unknown_keys(void **state)
 	    "tree.fanot", "4",
 	    "plugstack argument 'tree.fanot=4': unknown key (expected one of: "
 	    "tree.enabled, tree.fanout, tree.ports, tree.connect_timeout, tree.stall_timeout, "
-	    "tree.store_and_forward)");
+	    "tree.store_and_forward, tree.prolog_alloc)");
 	assert_set_fails("tree", "4",
 			 "plugstack argument 'tree=4': unknown key (expected one of: tree.enabled, "
 			 "tree.fanout, tree.ports, tree.connect_timeout, tree.stall_timeout, "
-			 "tree.store_and_forward)");
+			 "tree.store_and_forward, tree.prolog_alloc)");
 	assert_set_fails("fanout", "4",
 			 "plugstack argument 'fanout=4': unknown key (expected one of: debug, "
 			 "stage.*, epilog.*, tree.*, monitor.*, bundles, policy.*)");
@@ -1354,6 +1390,7 @@ int main(void)
 	    cmocka_unit_test(test_set_overrides_the_file),
 	    cmocka_unit_test(test_set_errors),
 	    cmocka_unit_test(test_set_unknown_keys),
+	    cmocka_unit_test(test_prolog_alloc_is_auto_or_a_boolean),
 	    cmocka_unit_test(test_site_bundles_and_policy_load),
 	    cmocka_unit_test(test_site_bundle_errors),
 	    cmocka_unit_test(test_site_bundles_on_the_plugstack_line),
