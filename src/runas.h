@@ -18,9 +18,14 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+struct pl_job_cgroup;
+
 struct pl_user {
 	uid_t uid;
 	gid_t gid;
+	/* The job's cgroup the child joins, as root, before anything of the user's runs (the
+	 * prolog's work); NULL: it stays in the caller's. */
+	const struct pl_job_cgroup *cgroup;
 };
 
 /* Runs in the child, as the user; returns 0 or -1, with a message in msg

@@ -305,3 +305,86 @@ def test_a_daemon_started_by_conda_unpack_does_not_outlive_the_staging(workdir, 
     assert_bases_clean()
     next_job_stages_and_runs(workdir, env_bundle)
     assert_bases_clean()
+
+
+# ---------------------------------------------------------------- the job's cgroup
+
+CGROUP_UNPACK = b"""#!/bin/sh
+# Where the staging's user work runs: its cgroups, for the task to print.
+cat /proc/self/cgroup > "$(dirname "$0")/../cgroup-during-staging"
+"""
+BLOB_MIB = 32
+CGROUP_TASK = (
+    "echo NODE $SLURMD_NODENAME; sed 's/^/STAGING /' $PYLAUNCH_ROOT/cgroup-during-staging; "
+    "d=/sys/fs/cgroup/memory/slurm_$SLURMD_NODENAME/uid_$(id -u)/job_$SLURM_JOB_ID; "
+    "echo USAGE $(cat $d/memory.usage_in_bytes) MAX $(cat $d/memory.max_usage_in_bytes)")
+
+
+def reboot(env, **extra):
+    up = pc.cluster("up", env=dict(env, **extra), check=False)
+    assert up.returncode == 0, up.stdout + up.stderr
+
+
+@pytest.fixture
+def cgroup_cluster(cluster):
+    """The cluster with proctrack/cgroup, task/cgroup (cgroup v1) and PrologFlags=Contain; the
+    usual one again afterwards."""
+    reboot(cluster, CGROUP="v1")
+    pc.write_site_config(pc.GOOD_CONFIG)
+    yield
+    reboot(cluster)
+    pc.write_site_config(pc.GOOD_CONFIG)
+
+
+def job_cgroup_dirs():
+    """uid_* directories of the test cluster's nodes in the memory and freezer hierarchies."""
+    out = subprocess.run("ls -d /sys/fs/cgroup/memory/slurm_node*/uid_* "
+                         "/sys/fs/cgroup/freezer/slurm_node*/uid_* 2>/dev/null; true",
+                         shell=True, capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def per_node(stdout):
+    """The task's lines, by node: {node: [line, ...]}."""
+    nodes, node = {}, None
+    for line in stdout.splitlines():
+        if line.startswith("NODE "):
+            node = line.split()[1]
+            nodes[node] = []
+        elif node:
+            nodes[node].append(line)
+    return nodes
+
+
+def test_staging_runs_in_the_jobs_cgroup(workdir, cgroup_cluster):
+    """The prolog's user work (extraction, conda-unpack) runs in the job's cgroup v1, not in
+    slurmd's: /proc/self/cgroup of conda-unpack names the job's memory and freezer cgroups, and
+    the staged tmpfs pages are charged to the job's memory cgroup."""
+    blob = bytes(range(256)) * 4096  # 1 MiB that gzip shrinks; the pages are what counts
+    bundle = bd.tar_entries(workdir / "cg.tar.gz",
+                            [bd.file_entry("bin/conda-unpack", CGROUP_UNPACK, mode=0o755)] +
+                            [bd.file_entry(f"blob{i:02d}", blob) for i in range(BLOB_MIB)])
+    assert job_cgroup_dirs() == []
+    watch = pc.LogWatch()
+    out, job = srun(workdir, "-N3", f"--pybundle={bundle.name}", "sh", "-c", CGROUP_TASK)
+    assert out.returncode == 0, out.stderr
+    uid = int(pc.as_user(["id", "-u"]).stdout)
+    found = per_node(out.stdout)
+    assert sorted(found) == ALL_NODES, out.stdout
+    for node, lines in found.items():
+        expect = f"/slurm_{node}/uid_{uid}/job_{job}"
+        assert any(re.fullmatch(rf"STAGING \d+:memory:{expect}", l) for l in lines), lines
+        assert any(re.fullmatch(rf"STAGING \d+:freezer:{expect}", l) for l in lines), lines
+        usage = [l.split() for l in lines if l.startswith("USAGE ")]
+        assert len(usage) == 1, lines
+        # The staged pages (BLOB_MIB MiB in tmpfs) are the job's, and still in its cgroup.
+        assert int(usage[0][1]) >= BLOB_MIB << 20, lines
+        assert int(usage[0][3]) >= BLOB_MIB << 20, lines
+        assert watch.lines(node, rf"prolog job {job} on {node}: staging runs in the job's "
+                                 rf"cgroup /sys/fs/cgroup/memory/slurm_{node}/uid_{uid}/"
+                                 rf"job_{job}"), node
+    pc.wait_idle()
+    epilog_seconds(watch, job, ALL_NODES)
+    # Slurm's extern step adopted the directories, and they went with the job.
+    assert job_cgroup_dirs() == []
+    assert_bases_clean()
