@@ -51,16 +51,16 @@ def assert_bases_clean(nodes=ALL_NODES):
     assert_nothing_left_behind()
 
 
-def epilog_seconds(watch, job_id, nodes):
+def epilog_seconds(watch, job_id, nodes, bound=EPILOG_TIMEOUT):
     """The epilog's own account of its time on every node; each within epilog.timeout."""
     seconds = []
     for node in nodes:
-        found = watch.wait_for(node, rf"epilog job {job_id} on", timeout=EPILOG_TIMEOUT + 30)
+        found = watch.wait_for(node, rf"epilog job {job_id} on {node}: done", timeout=bound + 30)
         lines = [l for l in found if re.search(EPILOG_DONE, l)]
         assert lines, (node, found)
         m = re.search(EPILOG_DONE, lines[-1])
-        assert int(m.group(4)) == EPILOG_TIMEOUT
-        assert float(m.group(3)) <= EPILOG_TIMEOUT, lines[-1]
+        assert int(m.group(4)) == bound
+        assert float(m.group(3)) <= bound, lines[-1]
         seconds.append(float(m.group(3)))
     return seconds
 
@@ -315,9 +315,9 @@ cat /proc/self/cgroup > "$(dirname "$0")/../cgroup-during-staging"
 """
 BLOB_MIB = 32
 CGROUP_TASK = (
-    "echo NODE $SLURMD_NODENAME; sed 's/^/STAGING /' $PYLAUNCH_ROOT/cgroup-during-staging; "
-    "d=/sys/fs/cgroup/memory/slurm_$SLURMD_NODENAME/uid_$(id -u)/job_$SLURM_JOB_ID; "
-    "echo USAGE $(cat $d/memory.usage_in_bytes) MAX $(cat $d/memory.max_usage_in_bytes)")
+    "n=$SLURMD_NODENAME; sed \"s/^/$n STAGING /\" $PYLAUNCH_ROOT/cgroup-during-staging; "
+    "d=/sys/fs/cgroup/memory/slurm_$n/uid_$(id -u)/job_$SLURM_JOB_ID; "
+    "echo $n USAGE $(cat $d/memory.usage_in_bytes) MAX $(cat $d/memory.max_usage_in_bytes)")
 
 
 def reboot(env, **extra):
@@ -345,14 +345,11 @@ def job_cgroup_dirs():
 
 
 def per_node(stdout):
-    """The task's lines, by node: {node: [line, ...]}."""
-    nodes, node = {}, None
+    """The tasks' lines, "NODE WHAT ...", by node (srun interleaves the nodes' lines)."""
+    nodes = {}
     for line in stdout.splitlines():
-        if line.startswith("NODE "):
-            node = line.split()[1]
-            nodes[node] = []
-        elif node:
-            nodes[node].append(line)
+        node, _, rest = line.partition(" ")
+        nodes.setdefault(node, []).append(rest)
     return nodes
 
 
@@ -387,4 +384,61 @@ def test_staging_runs_in_the_jobs_cgroup(workdir, cgroup_cluster):
     epilog_seconds(watch, job, ALL_NODES)
     # Slurm's extern step adopted the directories, and they went with the job.
     assert job_cgroup_dirs() == []
+    assert_bases_clean()
+
+
+# ---------------------------------------------------------------- the epilog's bound
+
+# Directories of mode 000, each with a file: cheap to make (one pass, six system calls each),
+# dear to remove (the purge must open each up, go down and come back). 150,000 take 4 to 12 s
+# to make here and 20 s to purge: far past a bound of 5 s.
+LOCKED_DIRS = 150_000
+MANY_LOCKED = f"""
+import os
+root = os.environ['PYLAUNCH_ROOT']
+top = os.open(root, os.O_RDONLY)
+os.mkdir('many', dir_fd=top)
+many = os.open('many', os.O_RDONLY, dir_fd=top)
+for i in range({LOCKED_DIRS}):
+    name = '%07d' % i
+    os.mkdir(name, 0o700, dir_fd=many)
+    d = os.open(name, os.O_RDONLY, dir_fd=many)
+    os.close(os.open('f', os.O_CREAT | os.O_WRONLY, 0o600, dir_fd=d))
+    os.fchmod(d, 0)
+    os.close(d)
+print('made', os.environ['SLURMD_NODENAME'])
+"""
+SMALL_BOUND = 5
+
+
+def test_a_purge_past_the_bound_is_finished_by_later_sweeps(workdir, env_bundle):
+    """A job leaves more than its epilog can remove within epilog.timeout: the epilog stops at
+    the bound (the node is not drained), and the epilogs of later jobs on the node sweep the
+    rest, each within the bound too, until nothing is left."""
+    pc.write_site_config(pc.GOOD_CONFIG + f"epilog:\n  timeout: {SMALL_BOUND}\n")
+    node = ALL_NODES[0]
+    watch = pc.LogWatch()
+    out, job = srun(workdir, "-N1", "-w", node, f"--pybundle={env_bundle}", "python3", "-c",
+                    MANY_LOCKED, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["made", node], out.stdout
+    pc.wait_idle()
+    epilog_seconds(watch, job, [node], bound=SMALL_BOUND)
+    assert watch.lines(node, rf"epilog job {job}: purge of {STAGE}/{job} incomplete, left for "
+                             rf"a later sweep: .*deadline reached"), watch.lines(node)
+    assert on_node(node, f"test -d {STAGE}/{job} && echo left").stdout.strip() == "left"
+    assert pc.drained_nodes() == ""
+    sweeps = 0
+    while on_node(node, f"test -e {STAGE}/{job} || echo gone").stdout.strip() != "gone":
+        assert sweeps < 15, "later epilogs did not sweep the leftover tree"
+        later = pc.LogWatch()
+        out, other = srun(workdir, "-N1", "-w", node, "true")
+        assert out.returncode == 0, out.stderr
+        pc.wait_idle()
+        epilog_seconds(later, other, [node], bound=SMALL_BOUND)
+        assert later.lines(node, rf"epilog: removing the leftover stage tree of ended job "
+                                 rf"{job}\b"), later.lines(node)
+        assert pc.drained_nodes() == ""
+        sweeps += 1
+    assert sweeps >= 1
     assert_bases_clean()
