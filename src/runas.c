@@ -102,6 +102,10 @@ static void run_work(int fd, int alive_fd, const struct pl_user *user, pl_user_w
 	msg[0] = '0';
 	msg[1] = '\0';
 	rc = pl_become_user(user, msg + 1, sizeof(msg) - 1);
+	/* This process holds a copy of the daemon's memory: no process of the user's (their
+	 * tasks, or conda-unpack, which is exec'd and so dumpable again in its own image) may
+	 * ptrace it or read /proc/PID/mem, whatever fs.suid_dumpable says. */
+	prctl(PR_SET_DUMPABLE, 0);
 	/* An orphaned work must not outlive a killed prolog. Set after the change of identity,
 	 * which clears it; the parent's end of alive_fd is closed when it has died already. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -10,8 +10,10 @@
  * setsid'd daemon of a bundle's conda-unpack included, so nothing a user put in a
  * bundle outlives the staging. Every descriptor of the daemon but the report pipe
  * and the data fd is closed in the child (close_range, or one by one where it fails).
- * The child is a fork of slurmd or slurmstepd (an exec'd helper would not hold the
- * daemon's memory: not done). */
+ * The child is a fork of the process the plugin runs in (the per-job `slurmstepd spank
+ * prolog/epilog`, a step's slurmstepd, or slurmd at start-up), not an exec'd helper: the work
+ * marks itself non-dumpable after the change of identity, so no process of the user's can
+ * ptrace it or read its memory (pylaunch(8), "Security"). */
 #ifndef PL_RUNAS_H
 #define PL_RUNAS_H
 

@@ -592,6 +592,83 @@ static void test_job_cgroup_none_without_slurm_or_on_v2(void **state)
 	assert_non_null(strstr(err, "cgroup v2"));
 }
 
+/* ---------------------------------------------------------------- the work's memory */
+
+static int wait_for_eof(void *arg, char *msg, size_t len)
+{
+	int fd = *(int *)arg;
+	char c;
+
+	while (read(fd, &c, 1) > 0)
+		;
+	snprintf(msg, len, "dumpable=%d", prctl(PR_GET_DUMPABLE));
+	return 0;
+}
+
+/* The work process of the child (its only child, pid 1 of its namespace), from /proc. */
+static pid_t work_pid(pid_t child)
+{
+	char path[64];
+	long pid = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", (long)child, (long)child);
+	for (int i = 0; i < 500 && pid <= 0; i++) {
+		FILE *f = fopen(path, "r");
+
+		if (f && fscanf(f, "%ld", &pid) != 1)
+			pid = 0;
+		if (f)
+			fclose(f);
+		if (pid <= 0)
+			usleep(10000);
+	}
+	return (pid_t)pid;
+}
+
+/* What a process of the same user gets trying to read the work's memory: 0 read, else errno. */
+static int peek_as(const struct pl_user *user, pid_t pid)
+{
+	char path[64];
+	int status;
+	pid_t p = fork();
+
+	if (p == 0) {
+		char err[128];
+		int fd;
+
+		if (pl_become_user(user, err, sizeof(err)) < 0)
+			_exit(100);
+		snprintf(path, sizeof(path), "/proc/%ld/mem", (long)pid);
+		fd = open(path, O_RDONLY);
+		_exit(fd >= 0 ? 0 : errno);
+	}
+	assert_int_equal(waitpid(p, &status, 0), p);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* The work holds a copy of the daemon's memory: the user's other processes cannot read it. */
+static void test_users_processes_cannot_read_the_works_memory(void **state)
+{
+	struct pl_user_child child;
+	char msg[256];
+	int fds[2];
+	pid_t work;
+
+	(void)state;
+	need_root();
+	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+	assert_int_equal(
+	    pl_spawn_as_user(&nobody, wait_for_eof, &fds[0], fds[0], &child, msg, sizeof(msg)), 0);
+	close(fds[0]);
+	work = work_pid(child.pid);
+	assert_true(work > 0);
+	assert_int_equal(peek_as(&nobody, work), EACCES);
+	close(fds[1]);
+	assert_int_equal(pl_user_child_finish(&child, 10, msg, sizeof(msg)), 0);
+	assert_string_equal(msg, "dumpable=0");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -610,6 +687,7 @@ int main(void)
 	    cmocka_unit_test(test_job_cgroup_made_and_joined_before_the_work),
 	    cmocka_unit_test(test_job_cgroup_refusing_stops_the_work),
 	    cmocka_unit_test(test_job_cgroup_none_without_slurm_or_on_v2),
+	    cmocka_unit_test(test_users_processes_cannot_read_the_works_memory),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
