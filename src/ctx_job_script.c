@@ -120,16 +120,20 @@ static void join_job_cgroup(struct job_script *js)
 {
 	char why[PL_ERRLEN] = "";
 
-	if (pl_job_cgroup_prepare(PL_CGROUP_MOUNT, js->node, js->user.uid, js->job_id, &js->cgroup,
-				  why, sizeof(why)) < 0)
+	bool memory = !pl_cgroup_conf_limits_memory(env_or("SLURM_CONF", "/etc/slurm/slurm.conf"));
+
+	if (pl_job_cgroup_prepare(PL_CGROUP_MOUNT, js->node, js->user.uid, js->job_id, memory,
+				  &js->cgroup, why, sizeof(why)) < 0)
 		pl_error("prolog job %u on %s: %s; staging runs in slurmd's cgroup", js->job_id,
 			 js->node, why);
 	else if (js->cgroup.n == 0)
 		pl_debug("prolog job %u on %s: %s; staging runs in slurmd's cgroup", js->job_id,
 			 js->node, why);
 	else
-		pl_debug("prolog job %u on %s: staging runs in the job's cgroup %s", js->job_id,
-			 js->node, js->cgroup.dirs[0]);
+		pl_debug("prolog job %u on %s: staging runs in the job's cgroup %s%s", js->job_id,
+			 js->node, js->cgroup.dirs[0],
+			 memory ? ""
+				: " (not its memory cgroup: Slurm limits it after the prolog)");
 	js->user.cgroup = js->cgroup.n ? &js->cgroup : NULL;
 }
 

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -100,7 +101,7 @@ static bool mounted(const char *mount, const char *ctrl)
 }
 
 int pl_job_cgroup_prepare(const char *mount, const char *node, uid_t uid, uint32_t job_id,
-			  struct pl_job_cgroup *cg, char *err, size_t errlen)
+			  bool memory, struct pl_job_cgroup *cg, char *err, size_t errlen)
 {
 	char prefix[NAME_MAX];
 	char path[PATH_MAX];
@@ -118,7 +119,8 @@ int pl_job_cgroup_prepare(const char *mount, const char *node, uid_t uid, uint32
 		return 0;
 	}
 	for (size_t i = 0; i < PL_CGROUP_CONTROLLERS; i++) {
-		if (!mounted(mount, controllers[i]))
+		if (!mounted(mount, controllers[i]) ||
+		    (!memory && strcmp(controllers[i], "memory") == 0))
 			continue;
 		if (make_job_dir(mount, controllers[i], prefix, uid, job_id, cg->dirs[cg->n], err,
 				 errlen) < 0) {
@@ -179,4 +181,40 @@ void pl_job_cgroup_release(const char *mount, const char *node, uid_t uid, uint3
 		}
 		close(lockfd);
 	}
+}
+
+/* "Key=yes" (any case, blanks around '='), at the start of a line outside a comment. */
+static bool line_says_yes(const char *line, const char *key)
+{
+	size_t klen = strlen(key);
+	const char *p = line + strspn(line, " \t");
+
+	if (strncasecmp(p, key, klen) != 0)
+		return false;
+	p += klen;
+	p += strspn(p, " \t");
+	if (*p++ != '=')
+		return false;
+	p += strspn(p, " \t");
+	return strncasecmp(p, "yes", 3) == 0;
+}
+
+bool pl_cgroup_conf_limits_memory(const char *slurm_conf)
+{
+	char path[PATH_MAX];
+	char line[1024];
+	const char *slash = strrchr(slurm_conf, '/');
+	bool limits = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%.*s/cgroup.conf", slash ? (int)(slash - slurm_conf) : 1,
+		 slash ? slurm_conf : ".");
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	while (!limits && fgets(line, sizeof(line), f))
+		limits = line_says_yes(line, "ConstrainRAMSpace") ||
+			 line_says_yes(line, "ConstrainSwapSpace");
+	fclose(f);
+	return limits;
 }

@@ -17,6 +17,7 @@
 #define PL_JOB_CGROUP_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -32,9 +33,19 @@ struct pl_job_cgroup {
 
 /* The job's directories under mount (PL_CGROUP_MOUNT but in tests), made if missing: 0 with
  * cg->n of them (0 and a reason in err when there is no v1 hierarchy of Slurm's here), -1
- * with err when one could not be made. node: SLURMD_NODENAME. */
+ * with err when one could not be made. node: SLURMD_NODENAME. memory: the memory controller
+ * too (see pl_cgroup_conf_limits_memory), else freezer alone. */
 int pl_job_cgroup_prepare(const char *mount, const char *node, uid_t uid, uint32_t job_id,
-			  struct pl_job_cgroup *cg, char *err, size_t errlen);
+			  bool memory, struct pl_job_cgroup *cg, char *err, size_t errlen);
+
+/* Whether Slurm will set a memory limit on the job's cgroup (ConstrainRAMSpace or
+ * ConstrainSwapSpace in the cgroup.conf beside slurm_conf); true when that cannot be read.
+ * Slurm sets it when the extern step starts, after the prolog, and the kernel refuses a limit
+ * below what the cgroup already holds (EBUSY: tmpfs pages cannot be reclaimed without swap):
+ * a staged tree larger than the job's --mem charged there would fail the job's steps, and a
+ * batch job's failure drains the node. So the staging joins the memory controller only when
+ * no limit will come. */
+bool pl_cgroup_conf_limits_memory(const char *slurm_conf);
 
 /* In the child, as root: moves the calling process into each directory. -1 with err at the
  * first that refuses. */

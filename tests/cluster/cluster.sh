@@ -16,7 +16,7 @@
 #                               CGROUP=v1: proctrack/cgroup, task/cgroup and cgroup/v1 with
 #                               PrologFlags=Contain; each node's cgroups are slurm_<node> in the
 #                               host's v1 hierarchies, Debian's slurmd being built with
-#                               multiple-slurmd support)
+#                               multiple-slurmd support; CGROUP_RAM=no: ConstrainRAMSpace=no)
 #   cluster.sh down             stop and remove everything `up` made (idempotent)
 #   cluster.sh status           sinfo -N -l and the cluster's processes
 #   cluster.sh env              `export SLURM_CONF=...` lines to eval
@@ -373,7 +373,7 @@ write_cgroup_conf() {
 		die "CGROUP=v1 needs the v1 memory and freezer hierarchies under /sys/fs/cgroup"
 	cat >"$CLUSTER_DIR/etc/cgroup.conf" <<-EOF
 		CgroupPlugin=cgroup/v1
-		ConstrainRAMSpace=yes
+		ConstrainRAMSpace=${CGROUP_RAM:-yes}
 		ConstrainCores=no
 		ConstrainDevices=no
 	EOF

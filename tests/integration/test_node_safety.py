@@ -326,12 +326,9 @@ def reboot(env, **extra):
 
 
 @pytest.fixture
-def cgroup_cluster(cluster):
-    """The cluster with proctrack/cgroup, task/cgroup (cgroup v1) and PrologFlags=Contain; the
-    usual one again afterwards."""
-    reboot(cluster, CGROUP="v1")
-    pc.write_site_config(pc.GOOD_CONFIG)
-    yield
+def restore_cluster(cluster):
+    """For tests that boot the cluster differently: the usual one again afterwards."""
+    yield cluster
     reboot(cluster)
     pc.write_site_config(pc.GOOD_CONFIG)
 
@@ -353,10 +350,16 @@ def per_node(stdout):
     return nodes
 
 
-def test_staging_runs_in_the_jobs_cgroup(workdir, cgroup_cluster):
-    """The prolog's user work (extraction, conda-unpack) runs in the job's cgroup v1, not in
-    slurmd's: /proc/self/cgroup of conda-unpack names the job's memory and freezer cgroups, and
-    the staged tmpfs pages are charged to the job's memory cgroup."""
+@pytest.mark.parametrize("constrain_ram", ["yes", "no"])
+def test_staging_runs_in_the_jobs_cgroup(workdir, restore_cluster, constrain_ram):
+    """cgroup v1 (proctrack/cgroup, task/cgroup, PrologFlags=Contain): the prolog's user work
+    (extraction, conda-unpack) runs in the job's freezer cgroup, not in slurmd's. Its memory
+    cgroup too when Slurm sets no memory limit on the job (ConstrainRAMSpace=no): the staged
+    tmpfs pages are then charged to the job. With ConstrainRAMSpace=yes the staging stays in
+    slurmd's memory cgroup: Slurm sets the job's limit after the prolog, and a limit below what
+    the staging charged would fail (EBUSY)."""
+    reboot(restore_cluster, CGROUP="v1", CGROUP_RAM=constrain_ram)
+    pc.write_site_config(pc.GOOD_CONFIG)
     blob = bytes(range(256)) * 4096  # 1 MiB that gzip shrinks; the pages are what counts
     bundle = bd.tar_entries(workdir / "cg.tar.gz",
                             [bd.file_entry("bin/conda-unpack", CGROUP_UNPACK, mode=0o755)] +
@@ -370,19 +373,26 @@ def test_staging_runs_in_the_jobs_cgroup(workdir, cgroup_cluster):
     assert sorted(found) == ALL_NODES, out.stdout
     for node, lines in found.items():
         expect = f"/slurm_{node}/uid_{uid}/job_{job}"
-        assert any(re.fullmatch(rf"STAGING \d+:memory:{expect}", l) for l in lines), lines
         assert any(re.fullmatch(rf"STAGING \d+:freezer:{expect}", l) for l in lines), lines
+        joined_memory = any(re.fullmatch(rf"STAGING \d+:memory:{expect}", l) for l in lines)
         usage = [l.split() for l in lines if l.startswith("USAGE ")]
         assert len(usage) == 1, lines
-        # The staged pages (BLOB_MIB MiB in tmpfs) are the job's, and still in its cgroup.
-        assert int(usage[0][1]) >= BLOB_MIB << 20, lines
-        assert int(usage[0][3]) >= BLOB_MIB << 20, lines
-        assert watch.lines(node, rf"prolog job {job} on {node}: staging runs in the job's "
-                                 rf"cgroup /sys/fs/cgroup/memory/slurm_{node}/uid_{uid}/"
-                                 rf"job_{job}"), node
+        logged = watch.lines(node, rf"prolog job {job} on {node}: staging runs in the job's "
+                                   rf"cgroup /sys/fs/cgroup/")
+        assert len(logged) == 1, watch.lines(node)
+        if constrain_ram == "no":
+            assert joined_memory, lines
+            # The staged pages (BLOB_MIB MiB in tmpfs) are the job's, and still in its cgroup.
+            assert int(usage[0][1]) >= BLOB_MIB << 20, lines
+            assert int(usage[0][3]) >= BLOB_MIB << 20, lines
+        else:
+            assert not joined_memory, lines
+            assert "(not its memory cgroup: Slurm limits it after the prolog)" in logged[0]
+            # What the job's memory cgroup holds is the tasks', not the staged tree.
+            assert int(usage[0][1]) < BLOB_MIB << 20, lines
     pc.wait_idle()
     epilog_seconds(watch, job, ALL_NODES)
-    # Slurm's extern step adopted the directories, and they went with the job.
+    # Slurm's extern step adopted the directories (or the epilog removed them): none is left.
     assert job_cgroup_dirs() == []
     assert_bases_clean()
 

@@ -516,8 +516,8 @@ static void test_job_cgroup_made_and_joined_before_the_work(void **state)
 	(void)state;
 	need_root();
 	fake_mount(mount, sizeof(mount), "cg-joined", true);
-	assert_int_equal(pl_job_cgroup_prepare(mount, "n1", nobody.uid, 77, &cg, err, sizeof(err)),
-			 0);
+	assert_int_equal(
+	    pl_job_cgroup_prepare(mount, "n1", nobody.uid, 77, true, &cg, err, sizeof(err)), 0);
 	assert_int_equal(cg.n, 2);
 	for (size_t i = 0; i < cg.n; i++) {
 		assert_non_null(strstr(cg.dirs[i], "/slurm_n1/uid_"));
@@ -558,8 +558,8 @@ static void test_job_cgroup_refusing_stops_the_work(void **state)
 	(void)state;
 	need_root();
 	fake_mount(mount, sizeof(mount), "cg-refused", true);
-	assert_int_equal(pl_job_cgroup_prepare(mount, "n1", nobody.uid, 78, &cg, err, sizeof(err)),
-			 0);
+	assert_int_equal(
+	    pl_job_cgroup_prepare(mount, "n1", nobody.uid, 78, true, &cg, err, sizeof(err)), 0);
 	assert_int_equal(cg.n, 2);
 	user = nobody;
 	user.cgroup = &cg;
@@ -577,8 +577,8 @@ static void test_job_cgroup_none_without_slurm_or_on_v2(void **state)
 	(void)state;
 	need_root();
 	fake_mount(mount, sizeof(mount), "cg-none", false);
-	assert_int_equal(pl_job_cgroup_prepare(mount, "n1", nobody.uid, 79, &cg, err, sizeof(err)),
-			 0);
+	assert_int_equal(
+	    pl_job_cgroup_prepare(mount, "n1", nobody.uid, 79, true, &cg, err, sizeof(err)), 0);
 	assert_int_equal(cg.n, 0);
 	assert_non_null(strstr(err, "no cgroup v1 hierarchy of Slurm's"));
 	snprintf(path, sizeof(path), "%s/memory/slurm_n1", mount);
@@ -586,8 +586,8 @@ static void test_job_cgroup_none_without_slurm_or_on_v2(void **state)
 	fake_file(mount, "cgroup.controllers");
 	snprintf(path, sizeof(path), "%s/freezer/slurm_n1", mount);
 	assert_int_equal(mkdir(path, 0755), 0);
-	assert_int_equal(pl_job_cgroup_prepare(mount, "n1", nobody.uid, 79, &cg, err, sizeof(err)),
-			 0);
+	assert_int_equal(
+	    pl_job_cgroup_prepare(mount, "n1", nobody.uid, 79, true, &cg, err, sizeof(err)), 0);
 	assert_int_equal(cg.n, 0);
 	assert_non_null(strstr(err, "cgroup v2"));
 }
@@ -669,6 +669,50 @@ static void test_users_processes_cannot_read_the_works_memory(void **state)
 	assert_string_equal(msg, "dumpable=0");
 }
 
+/* Slurm will limit the job's memory: the staging joins freezer alone. */
+static void test_job_cgroup_without_memory_when_slurm_limits_it(void **state)
+{
+	struct pl_job_cgroup cg;
+	char mount[512], err[256];
+
+	(void)state;
+	need_root();
+	fake_mount(mount, sizeof(mount), "cg-nomem", true);
+	assert_int_equal(
+	    pl_job_cgroup_prepare(mount, "n1", nobody.uid, 80, false, &cg, err, sizeof(err)), 0);
+	assert_int_equal(cg.n, 1);
+	assert_non_null(strstr(cg.dirs[0], "/freezer/slurm_n1/uid_"));
+	pl_job_cgroup_release(mount, "n1", nobody.uid, 80);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_cgroup_conf_says_whether_slurm_limits_memory(void **state)
+{
+	char dir[512], conf[600], cgconf[600];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/etc", tmp);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(conf, sizeof(conf), "%s/slurm.conf", dir);
+	snprintf(cgconf, sizeof(cgconf), "%s/cgroup.conf", dir);
+	/* Unreadable: assume a limit comes. */
+	assert_true(pl_cgroup_conf_limits_memory(conf));
+	write_text(cgconf, "CgroupPlugin=cgroup/v1\n#ConstrainRAMSpace=yes\nConstrainCores=yes\n");
+	assert_false(pl_cgroup_conf_limits_memory(conf));
+	write_text(cgconf, "CgroupPlugin=cgroup/v1\n  constrainramspace = Yes\n");
+	assert_true(pl_cgroup_conf_limits_memory(conf));
+	write_text(cgconf, "ConstrainRAMSpace=no\nConstrainSwapSpace=yes\n");
+	assert_true(pl_cgroup_conf_limits_memory(conf));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -688,6 +732,8 @@ int main(void)
 	    cmocka_unit_test(test_job_cgroup_refusing_stops_the_work),
 	    cmocka_unit_test(test_job_cgroup_none_without_slurm_or_on_v2),
 	    cmocka_unit_test(test_users_processes_cannot_read_the_works_memory),
+	    cmocka_unit_test(test_job_cgroup_without_memory_when_slurm_limits_it),
+	    cmocka_unit_test(test_cgroup_conf_says_whether_slurm_limits_memory),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
