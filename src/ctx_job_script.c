@@ -113,14 +113,14 @@ static void job_peers(const struct job_script *js, struct pl_stage_peers *peers)
 		    "PrologFlags=Alloc is not set: the job's prologs do not run together";
 }
 
-/* The staging's user work is the job's: charged to its cgroup, not slurmd's. Without a cgroup
- * plugin it stays in slurmd's; a job cgroup that cannot be made is logged and the staging goes
- * on without it (the node is fine, the job only loses the charge). */
+/* The staging's user work is the job's: it runs in the job's cgroup, not slurmd's (its memory
+ * cgroup only where Slurm will set no limit on it: job_cgroup.h). Without a cgroup plugin it
+ * stays in slurmd's; a job cgroup that cannot be made is logged and the staging goes on
+ * without it (the node is fine, the job only loses the containment). */
 static void join_job_cgroup(struct job_script *js)
 {
-	char why[PL_ERRLEN] = "";
-
 	bool memory = !pl_cgroup_conf_limits_memory(env_or("SLURM_CONF", "/etc/slurm/slurm.conf"));
+	char why[PL_ERRLEN] = "";
 
 	if (pl_job_cgroup_prepare(PL_CGROUP_MOUNT, js->node, js->user.uid, js->job_id, memory,
 				  &js->cgroup, why, sizeof(why)) < 0)
