@@ -118,7 +118,7 @@ static int remove_as_owner(void *arg, char *msg, size_t len)
 static void remove_planted(int pfd, const struct base_path *bp, const char *fresh)
 {
 	struct planted p = {.parent = bp->parent, .name = fresh};
-	struct pl_user owner;
+	struct pl_user owner = {.cgroup = NULL};
 	char msg[512] = "";
 	struct stat st;
 	int rc;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bundle.h"
+#include "job_cgroup.h"
 #include "log.h"
 #include "monitor.h"
 #include "options.h"
@@ -27,6 +28,7 @@ struct job_script {
 	uint32_t job_id;
 	const char *node;
 	struct pl_user user;
+	struct pl_job_cgroup cgroup; /* the prolog's: its user work runs there */
 };
 
 static const char *env_or(const char *name, const char *fallback)
@@ -45,6 +47,8 @@ static int job_script_init(spank_t sp, int ac, char **av, const char *phase, str
 	js->job_id = 0;
 	js->user.uid = (uid_t)-1;
 	js->user.gid = (gid_t)-1;
+	js->user.cgroup = NULL;
+	js->cgroup.n = 0;
 	/* slurm_spank_init is not called for the prolog and epilog (22.05):
 	 * load the configuration and read the options here. */
 	pl_plugin_load(ac, av);
@@ -105,7 +109,31 @@ static void job_peers(const struct job_script *js, struct pl_stage_peers *peers)
 	peers->no_tree = pl_prolog_tree_refusal(pl_plugin_config()->tree_prolog_alloc, &facts);
 }
 
-static int stage_job(const struct job_script *js, const char *bundles)
+/* The staging's user work is the job's: it runs in the job's cgroup, not slurmd's (its memory
+ * cgroup only where Slurm will set no limit on it: job_cgroup.h). Without a cgroup plugin it
+ * stays in slurmd's; a job cgroup that cannot be made is logged and the staging goes on
+ * without it (the node is fine, the job only loses the containment). */
+static void join_job_cgroup(struct job_script *js)
+{
+	bool memory = !pl_cgroup_conf_limits_memory(env_or("SLURM_CONF", "/etc/slurm/slurm.conf"));
+	char why[PL_ERRLEN] = "";
+
+	if (pl_job_cgroup_prepare(PL_CGROUP_MOUNT, js->node, js->user.uid, js->job_id, memory,
+				  &js->cgroup, why, sizeof(why)) < 0)
+		pl_error("prolog job %u on %s: %s; staging runs in slurmd's cgroup", js->job_id,
+			 js->node, why);
+	else if (js->cgroup.n == 0)
+		pl_debug("prolog job %u on %s: %s; staging runs in slurmd's cgroup", js->job_id,
+			 js->node, why);
+	else
+		pl_debug("prolog job %u on %s: staging runs in the job's cgroup %s%s", js->job_id,
+			 js->node, js->cgroup.dirs[0],
+			 memory ? ""
+				: " (not its memory cgroup: Slurm limits it after the prolog)");
+	js->user.cgroup = js->cgroup.n ? &js->cgroup : NULL;
+}
+
+static int stage_job(struct job_script *js, const char *bundles)
 {
 	struct pl_stage_peers peers;
 	struct pl_stage_result res;
@@ -113,6 +141,7 @@ static int stage_job(const struct job_script *js, const char *bundles)
 
 	job_key(bundles, key);
 	job_peers(js, &peers);
+	join_job_cgroup(js);
 	if (pl_stage_ensure(pl_plugin_config(), js->job_id, &js->user, bundles, key, &peers, &res) <
 	    0) {
 		pl_error("prolog job %u on %s: node fault, cannot stage: %s", js->job_id, js->node,
@@ -162,6 +191,7 @@ static void clean_up(const struct job_script *js, long long start_ms)
 				start_ms + 500LL * cfg->epilog_timeout);
 	pl_stage_purge(cfg, js->job_id, &js->user, end_ms);
 	pl_stage_sweep(cfg, js->job_id, end_ms);
+	pl_job_cgroup_release(PL_CGROUP_MOUNT, js->node, js->user.uid, js->job_id);
 }
 
 int pl_job_script_epilog(spank_t sp, int ac, char **av)

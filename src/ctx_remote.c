@@ -141,7 +141,7 @@ static void stage_step(spank_t sp)
 {
 	struct pl_stage_peers peers;
 	char nodelist[PL_ENV_VALUE_MAX];
-	struct pl_user user = {(uid_t)-1, (gid_t)-1};
+	struct pl_user user = {(uid_t)-1, (gid_t)-1, NULL};
 	char key[PL_KEY_LEN + 1];
 	uint32_t job_id = 0;
 
@@ -168,7 +168,7 @@ static void stage_step(spank_t sp)
  * and is never remade: that would drop what earlier steps recorded). */
 static void prepare_step_monitor(spank_t sp)
 {
-	struct pl_user user = {(uid_t)-1, (gid_t)-1};
+	struct pl_user user = {(uid_t)-1, (gid_t)-1, NULL};
 	uint32_t job_id = 0;
 	int fd;
 

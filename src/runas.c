@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "job_cgroup.h"
+
 /* Bound of the one-by-one close when close_range is unavailable and the limit is huge. */
 #define PL_FD_SCAN_MAX 65535
 #define STOP_GRACE_MS 2000
@@ -100,6 +102,10 @@ static void run_work(int fd, int alive_fd, const struct pl_user *user, pl_user_w
 	msg[0] = '0';
 	msg[1] = '\0';
 	rc = pl_become_user(user, msg + 1, sizeof(msg) - 1);
+	/* This process holds a copy of the daemon's memory: no process of the user's (their
+	 * tasks, or conda-unpack, which is exec'd and so dumpable again in its own image) may
+	 * ptrace it or read /proc/PID/mem, whatever fs.suid_dumpable says. */
+	prctl(PR_SET_DUMPABLE, 0);
 	/* An orphaned work must not outlive a killed prolog. Set after the change of identity,
 	 * which clears it; the parent's end of alive_fd is closed when it has died already. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -134,6 +140,19 @@ _Noreturn static void exit_like(int status)
 	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 
+/* Before the namespace and the work: what they start is charged to the job. A job cgroup that
+ * refuses us ends the work (reported as its failure): no user work runs outside it. */
+static void join_job_cgroup(int fd, const struct pl_user *user)
+{
+	char msg[1024] = "1";
+
+	if (pl_job_cgroup_join(user->cgroup, msg + 1, sizeof(msg) - 1) == 0)
+		return;
+	if (write(fd, msg, strlen(msg)) < 0)
+		_exit(3);
+	_exit(1);
+}
+
 /* The child root forked: makes the namespace and waits for the work in it. SIGTERM (the
  * parent's timeout) kills the work, and so the whole namespace, before this one goes; a
  * SIGKILL instead still ends the work through its PR_SET_PDEATHSIG. */
@@ -147,6 +166,7 @@ static void run_child(int fd, int data_fd, const struct pl_user *user, pl_user_w
 	pid_t pid;
 
 	pl_close_inherited_fds(fd, data_fd);
+	join_job_cgroup(fd, user);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -10,17 +10,24 @@
  * setsid'd daemon of a bundle's conda-unpack included, so nothing a user put in a
  * bundle outlives the staging. Every descriptor of the daemon but the report pipe
  * and the data fd is closed in the child (close_range, or one by one where it fails).
- * The child is a fork of slurmd or slurmstepd (an exec'd helper would not hold the
- * daemon's memory: not done). */
+ * The child is a fork of the process the plugin runs in (the per-job `slurmstepd spank
+ * prolog/epilog`, a step's slurmstepd, or slurmd at start-up), not an exec'd helper: the work
+ * marks itself non-dumpable after the change of identity, so no process of the user's can
+ * ptrace it or read its memory (pylaunch(8), "Security"). */
 #ifndef PL_RUNAS_H
 #define PL_RUNAS_H
 
 #include <stddef.h>
 #include <sys/types.h>
 
+struct pl_job_cgroup;
+
 struct pl_user {
 	uid_t uid;
 	gid_t gid;
+	/* The job's cgroup the child joins, as root, before anything of the user's runs (the
+	 * prolog's work); NULL: it stays in the caller's. */
+	const struct pl_job_cgroup *cgroup;
 };
 
 /* Runs in the child, as the user; returns 0 or -1, with a message in msg

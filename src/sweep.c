@@ -86,7 +86,7 @@ static void remove_tree(const struct pl_config *cfg, uint32_t job_id, long long 
 {
 	char err[PL_ERRLEN];
 	char name[16];
-	struct pl_user owner;
+	struct pl_user owner = {.cgroup = NULL};
 	struct stat st;
 	int basefd;
 

@@ -8,11 +8,15 @@
 #
 #   cluster.sh deps             install the Debian packages the cluster needs
 #   cluster.sh up               (re)boot the cluster: env NODES PLUGIN PLUGIN_ARGS PROLOG_FLAGS
-#                               JOB_CONTAINER CLUSTER_DIR TEST_USER
+#                               JOB_CONTAINER CLUSTER_DIR TEST_USER CGROUP
 #                               (JOB_CONTAINER=tmpfs: job_container/tmpfs, from 25.11
 #                               namespace/tmpfs, with its default Dirs=/tmp,/dev/shm;
 #                               NODE_HOSTS=misleading: inside the nodes each node name
-#                               resolves to an unused address, so only NodeAddr reaches it)
+#                               resolves to an unused address, so only NodeAddr reaches it;
+#                               CGROUP=v1: proctrack/cgroup, task/cgroup and cgroup/v1 with
+#                               PrologFlags=Contain; each node's cgroups are slurm_<node> in the
+#                               host's v1 hierarchies, Debian's slurmd being built with
+#                               multiple-slurmd support; CGROUP_RAM=no: ConstrainRAMSpace=no)
 #   cluster.sh down             stop and remove everything `up` made (idempotent)
 #   cluster.sh status           sinfo -N -l and the cluster's processes
 #   cluster.sh env              `export SLURM_CONF=...` lines to eval
@@ -300,6 +304,12 @@ write_slurm_conf() {
 		fi
 		write_job_container_conf
 	fi
+	local proctrack=proctrack/linuxproc task=task/none
+	if [[ ${CGROUP:-} == v1 ]]; then
+		proctrack=proctrack/cgroup task=task/cgroup
+		prolog_flags=$(with_contain "$prolog_flags")
+		write_cgroup_conf
+	fi
 	{
 		cat <<-EOF
 			# Written by tests/cluster/cluster.sh; removed by 'cluster.sh down'.
@@ -313,8 +323,8 @@ write_slurm_conf() {
 			CredType=cred/munge
 			SwitchType=switch/none
 			MpiDefault=none
-			ProctrackType=proctrack/linuxproc
-			TaskPlugin=task/none
+			ProctrackType=$proctrack
+			TaskPlugin=$task
 			JobAcctGatherType=jobacct_gather/none
 			AccountingStorageType=accounting_storage/none
 			JobCompType=jobcomp/none
@@ -344,6 +354,39 @@ write_slurm_conf() {
 		done
 		echo "PartitionName=debug Nodes=node[1-$NODES] Default=YES MaxTime=INFINITE State=UP"
 	} >"$CONF"
+}
+
+# The job's extern step (and its cgroup) exists when the prolog runs only with Contain.
+with_contain() {
+	if [[ $1 == "# no PrologFlags" ]]; then
+		echo "PrologFlags=Contain"
+	elif [[ $1 == *@(Contain|RunInJob)* ]]; then
+		echo "$1"
+	else
+		echo "$1,Contain"
+	fi
+}
+
+# cgroup v1 only: the machines this runs on mount v1 controllers with an empty v2 hierarchy.
+write_cgroup_conf() {
+	[[ -d /sys/fs/cgroup/memory && -d /sys/fs/cgroup/freezer ]] ||
+		die "CGROUP=v1 needs the v1 memory and freezer hierarchies under /sys/fs/cgroup"
+	cat >"$CLUSTER_DIR/etc/cgroup.conf" <<-EOF
+		CgroupPlugin=cgroup/v1
+		ConstrainRAMSpace=${CGROUP_RAM:-yes}
+		ConstrainCores=no
+		ConstrainDevices=no
+	EOF
+}
+
+# Empty cgroups of our nodes left by slurmd (slurm_node<i> in each v1 hierarchy), deepest first.
+remove_node_cgroups() {
+	local d
+	for d in /sys/fs/cgroup/*/slurm_node+([0-9]); do
+		[[ -d $d ]] || continue
+		find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	done
+	return 0
 }
 
 # 25.11 renamed job_container plugins to namespace plugins (the old key is still read, but names
@@ -647,6 +690,7 @@ teardown() {
 		stop_pids "${pids[@]}"
 	done
 	remove_network
+	remove_node_cgroups
 	stop_our_munge
 	if [[ -e $CLUSTER_DIR/$MARKER ]]; then
 		rm -rf "$CLUSTER_DIR"

@@ -51,16 +51,16 @@ def assert_bases_clean(nodes=ALL_NODES):
     assert_nothing_left_behind()
 
 
-def epilog_seconds(watch, job_id, nodes):
+def epilog_seconds(watch, job_id, nodes, bound=EPILOG_TIMEOUT):
     """The epilog's own account of its time on every node; each within epilog.timeout."""
     seconds = []
     for node in nodes:
-        found = watch.wait_for(node, rf"epilog job {job_id} on", timeout=EPILOG_TIMEOUT + 30)
+        found = watch.wait_for(node, rf"epilog job {job_id} on {node}: done", timeout=bound + 30)
         lines = [l for l in found if re.search(EPILOG_DONE, l)]
         assert lines, (node, found)
         m = re.search(EPILOG_DONE, lines[-1])
-        assert int(m.group(4)) == EPILOG_TIMEOUT
-        assert float(m.group(3)) <= EPILOG_TIMEOUT, lines[-1]
+        assert int(m.group(4)) == bound
+        assert float(m.group(3)) <= bound, lines[-1]
         seconds.append(float(m.group(3)))
     return seconds
 
@@ -304,4 +304,151 @@ def test_a_daemon_started_by_conda_unpack_does_not_outlive_the_staging(workdir, 
     assert sleepers() == []
     assert_bases_clean()
     next_job_stages_and_runs(workdir, env_bundle)
+    assert_bases_clean()
+
+
+# ---------------------------------------------------------------- the job's cgroup
+
+CGROUP_UNPACK = b"""#!/bin/sh
+# Where the staging's user work runs: its cgroups, for the task to print.
+cat /proc/self/cgroup > "$(dirname "$0")/../cgroup-during-staging"
+"""
+BLOB_MIB = 32
+CGROUP_TASK = (
+    "n=$SLURMD_NODENAME; sed \"s/^/$n STAGING /\" $PYLAUNCH_ROOT/cgroup-during-staging; "
+    "d=/sys/fs/cgroup/memory/slurm_$n/uid_$(id -u)/job_$SLURM_JOB_ID; "
+    "echo $n USAGE $(cat $d/memory.usage_in_bytes) MAX $(cat $d/memory.max_usage_in_bytes)")
+
+
+def reboot(env, **extra):
+    up = pc.cluster("up", env=dict(env, **extra), check=False)
+    assert up.returncode == 0, up.stdout + up.stderr
+
+
+@pytest.fixture
+def restore_cluster(cluster):
+    """For tests that boot the cluster differently: the usual one again afterwards."""
+    yield cluster
+    reboot(cluster)
+    pc.write_site_config(pc.GOOD_CONFIG)
+
+
+def job_cgroup_dirs():
+    """uid_* directories of the test cluster's nodes in the memory and freezer hierarchies."""
+    out = subprocess.run("ls -d /sys/fs/cgroup/memory/slurm_node*/uid_* "
+                         "/sys/fs/cgroup/freezer/slurm_node*/uid_* 2>/dev/null; true",
+                         shell=True, capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def per_node(stdout):
+    """The tasks' lines, "NODE WHAT ...", by node (srun interleaves the nodes' lines)."""
+    nodes = {}
+    for line in stdout.splitlines():
+        node, _, rest = line.partition(" ")
+        nodes.setdefault(node, []).append(rest)
+    return nodes
+
+
+@pytest.mark.parametrize("constrain_ram", ["yes", "no"])
+def test_staging_runs_in_the_jobs_cgroup(workdir, restore_cluster, constrain_ram):
+    """cgroup v1 (proctrack/cgroup, task/cgroup, PrologFlags=Contain): the prolog's user work
+    (extraction, conda-unpack) runs in the job's freezer cgroup, not in slurmd's. Its memory
+    cgroup too when Slurm sets no memory limit on the job (ConstrainRAMSpace=no): the staged
+    tmpfs pages are then charged to the job. With ConstrainRAMSpace=yes the staging stays in
+    slurmd's memory cgroup: Slurm sets the job's limit after the prolog, and a limit below what
+    the staging charged would fail (EBUSY)."""
+    reboot(restore_cluster, CGROUP="v1", CGROUP_RAM=constrain_ram)
+    pc.write_site_config(pc.GOOD_CONFIG)
+    blob = bytes(range(256)) * 4096  # 1 MiB that gzip shrinks; the pages are what counts
+    bundle = bd.tar_entries(workdir / "cg.tar.gz",
+                            [bd.file_entry("bin/conda-unpack", CGROUP_UNPACK, mode=0o755)] +
+                            [bd.file_entry(f"blob{i:02d}", blob) for i in range(BLOB_MIB)])
+    assert job_cgroup_dirs() == []
+    watch = pc.LogWatch()
+    out, job = srun(workdir, "-N3", f"--pybundle={bundle.name}", "sh", "-c", CGROUP_TASK)
+    assert out.returncode == 0, out.stderr
+    uid = int(pc.as_user(["id", "-u"]).stdout)
+    found = per_node(out.stdout)
+    assert sorted(found) == ALL_NODES, out.stdout
+    for node, lines in found.items():
+        expect = f"/slurm_{node}/uid_{uid}/job_{job}"
+        assert any(re.fullmatch(rf"STAGING \d+:freezer:{expect}", l) for l in lines), lines
+        joined_memory = any(re.fullmatch(rf"STAGING \d+:memory:{expect}", l) for l in lines)
+        usage = [l.split() for l in lines if l.startswith("USAGE ")]
+        assert len(usage) == 1, lines
+        logged = watch.lines(node, rf"prolog job {job} on {node}: staging runs in the job's "
+                                   rf"cgroup /sys/fs/cgroup/")
+        assert len(logged) == 1, watch.lines(node)
+        if constrain_ram == "no":
+            assert joined_memory, lines
+            # The staged pages (BLOB_MIB MiB in tmpfs) are the job's, and still in its cgroup.
+            assert int(usage[0][1]) >= BLOB_MIB << 20, lines
+            assert int(usage[0][3]) >= BLOB_MIB << 20, lines
+        else:
+            assert not joined_memory, lines
+            assert "(not its memory cgroup: Slurm limits it after the prolog)" in logged[0]
+            # What the job's memory cgroup holds is the tasks', not the staged tree.
+            assert int(usage[0][1]) < BLOB_MIB << 20, lines
+    pc.wait_idle()
+    epilog_seconds(watch, job, ALL_NODES)
+    # Slurm's extern step adopted the directories (or the epilog removed them): none is left.
+    assert job_cgroup_dirs() == []
+    assert_bases_clean()
+
+
+# ---------------------------------------------------------------- the epilog's bound
+
+# Directories of mode 000, each with a file: cheap to make (one pass, six system calls each),
+# dear to remove (the purge must open each up, go down and come back). 150,000 take 4 to 12 s
+# to make here and 20 s to purge: far past a bound of 5 s.
+LOCKED_DIRS = 150_000
+MANY_LOCKED = f"""
+import os
+root = os.environ['PYLAUNCH_ROOT']
+top = os.open(root, os.O_RDONLY)
+os.mkdir('many', dir_fd=top)
+many = os.open('many', os.O_RDONLY, dir_fd=top)
+for i in range({LOCKED_DIRS}):
+    name = '%07d' % i
+    os.mkdir(name, 0o700, dir_fd=many)
+    d = os.open(name, os.O_RDONLY, dir_fd=many)
+    os.close(os.open('f', os.O_CREAT | os.O_WRONLY, 0o600, dir_fd=d))
+    os.fchmod(d, 0)
+    os.close(d)
+print('made', os.environ['SLURMD_NODENAME'])
+"""
+SMALL_BOUND = 5
+
+
+def test_a_purge_past_the_bound_is_finished_by_later_sweeps(workdir, env_bundle):
+    """A job leaves more than its epilog can remove within epilog.timeout: the epilog stops at
+    the bound (the node is not drained), and the epilogs of later jobs on the node sweep the
+    rest, each within the bound too, until nothing is left."""
+    pc.write_site_config(pc.GOOD_CONFIG + f"epilog:\n  timeout: {SMALL_BOUND}\n")
+    node = ALL_NODES[0]
+    watch = pc.LogWatch()
+    out, job = srun(workdir, "-N1", "-w", node, f"--pybundle={env_bundle}", "python3", "-c",
+                    MANY_LOCKED, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["made", node], out.stdout
+    pc.wait_idle()
+    epilog_seconds(watch, job, [node], bound=SMALL_BOUND)
+    assert watch.lines(node, rf"epilog job {job}: purge of {STAGE}/{job} incomplete, left for "
+                             rf"a later sweep: .*deadline reached"), watch.lines(node)
+    assert on_node(node, f"test -d {STAGE}/{job} && echo left").stdout.strip() == "left"
+    assert pc.drained_nodes() == ""
+    sweeps = 0
+    while on_node(node, f"test -e {STAGE}/{job} || echo gone").stdout.strip() != "gone":
+        assert sweeps < 15, "later epilogs did not sweep the leftover tree"
+        later = pc.LogWatch()
+        out, other = srun(workdir, "-N1", "-w", node, "true")
+        assert out.returncode == 0, out.stderr
+        pc.wait_idle()
+        epilog_seconds(later, other, [node], bound=SMALL_BOUND)
+        assert later.lines(node, rf"epilog: removing the leftover stage tree of ended job "
+                                 rf"{job}\b"), later.lines(node)
+        assert pc.drained_nodes() == ""
+        sweeps += 1
+    assert sweeps >= 1
     assert_bases_clean()

@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "job_cgroup.h"
 #include "purge.h"
 #include "runas.h"
 #include "stage_dir.h"
@@ -451,6 +452,267 @@ static void test_fds_closed_without_close_range(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---------------------------------------------------------------- the job's cgroup */
+
+/* A stand-in for /sys/fs/cgroup under tmp: v1 controllers are directories with a cgroup.procs
+ * (a plain file here, which the kernel would make). */
+static void fake_file(const char *dir, const char *name)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+static void fake_mount(char *mount, size_t len, const char *name, bool slurm_dir)
+{
+	char dir[512];
+
+	snprintf(mount, len, "%s/%s", tmp, name);
+	assert_int_equal(mkdir(mount, 0755), 0);
+	for (int i = 0; i < 2; i++) {
+		snprintf(dir, sizeof(dir), "%s/%s", mount, i ? "freezer" : "memory");
+		assert_int_equal(mkdir(dir, 0755), 0);
+		fake_file(dir, "cgroup.procs");
+	}
+	/* proctrack/cgroup makes the node's directory in freezer when slurmd starts. */
+	snprintf(dir, sizeof(dir), "%s/freezer/slurm_n1", mount);
+	if (slurm_dir)
+		assert_int_equal(mkdir(dir, 0755), 0);
+}
+
+static int ok_work(void *arg, char *msg, size_t len)
+{
+	(void)arg;
+	snprintf(msg, len, "done");
+	return 0;
+}
+
+static long pid_in(const char *dir)
+{
+	char path[512];
+	long pid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return pid;
+}
+
+static void test_job_cgroup_made_and_joined_before_the_work(void **state)
+{
+	struct pl_job_cgroup cg;
+	struct pl_user user;
+	char mount[512], err[256], msg[256];
+	struct stat st;
+
+	(void)state;
+	need_root();
+	fake_mount(mount, sizeof(mount), "cg-joined", true);
+	assert_int_equal(
+	    pl_job_cgroup_prepare(mount, "n1", nobody.uid, 77, true, &cg, err, sizeof(err)), 0);
+	assert_int_equal(cg.n, 2);
+	for (size_t i = 0; i < cg.n; i++) {
+		assert_non_null(strstr(cg.dirs[i], "/slurm_n1/uid_"));
+		assert_non_null(strstr(cg.dirs[i], "/job_77"));
+		/* Root's, like Slurm's own job directories. */
+		assert_int_equal(stat(cg.dirs[i], &st), 0);
+		assert_int_equal(st.st_uid, 0);
+		fake_file(cg.dirs[i], "cgroup.procs");
+	}
+	user = nobody;
+	user.cgroup = &cg;
+	assert_int_equal(pl_run_as_user(&user, ok_work, NULL, 10, msg, sizeof(msg)), 0);
+	for (size_t i = 0; i < cg.n; i++) {
+		long pid = pid_in(cg.dirs[i]);
+
+		assert_true(pid > 0 && pid != (long)getpid());
+		unlink(strcat(cg.dirs[i], "/cgroup.procs"));
+		*strrchr(cg.dirs[i], '/') = '\0';
+	}
+	/* The epilog removes what is empty: the job's and the user's, never the node's. */
+	pl_job_cgroup_release(mount, "n1", nobody.uid, 77);
+	for (size_t i = 0; i < cg.n; i++) {
+		assert_int_equal(access(cg.dirs[i], F_OK), -1);
+		*strrchr(cg.dirs[i], '/') = '\0';
+		assert_int_equal(access(cg.dirs[i], F_OK), -1);
+		*strrchr(cg.dirs[i], '/') = '\0';
+		assert_int_equal(access(cg.dirs[i], F_OK), 0);
+	}
+}
+
+/* A job cgroup that refuses the child: no user work runs, and the reason reaches root. */
+static void test_job_cgroup_refusing_stops_the_work(void **state)
+{
+	struct pl_job_cgroup cg;
+	struct pl_user user;
+	char mount[512], err[256], msg[256];
+
+	(void)state;
+	need_root();
+	fake_mount(mount, sizeof(mount), "cg-refused", true);
+	assert_int_equal(
+	    pl_job_cgroup_prepare(mount, "n1", nobody.uid, 78, true, &cg, err, sizeof(err)), 0);
+	assert_int_equal(cg.n, 2);
+	user = nobody;
+	user.cgroup = &cg;
+	assert_int_equal(pl_run_as_user(&user, ok_work, NULL, 10, msg, sizeof(msg)), -1);
+	assert_non_null(strstr(msg, "cannot join the job's cgroup"));
+	pl_job_cgroup_release(mount, "n1", nobody.uid, 78);
+}
+
+/* No cgroup plugin (no slurm directory) and cgroup v2: nothing is made, and that is no error. */
+static void test_job_cgroup_none_without_slurm_or_on_v2(void **state)
+{
+	struct pl_job_cgroup cg;
+	char mount[512], err[256], path[600];
+
+	(void)state;
+	need_root();
+	fake_mount(mount, sizeof(mount), "cg-none", false);
+	assert_int_equal(
+	    pl_job_cgroup_prepare(mount, "n1", nobody.uid, 79, true, &cg, err, sizeof(err)), 0);
+	assert_int_equal(cg.n, 0);
+	assert_non_null(strstr(err, "no cgroup v1 hierarchy of Slurm's"));
+	snprintf(path, sizeof(path), "%s/memory/slurm_n1", mount);
+	assert_int_equal(access(path, F_OK), -1);
+	fake_file(mount, "cgroup.controllers");
+	snprintf(path, sizeof(path), "%s/freezer/slurm_n1", mount);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(
+	    pl_job_cgroup_prepare(mount, "n1", nobody.uid, 79, true, &cg, err, sizeof(err)), 0);
+	assert_int_equal(cg.n, 0);
+	assert_non_null(strstr(err, "cgroup v2"));
+}
+
+/* ---------------------------------------------------------------- the work's memory */
+
+static int wait_for_eof(void *arg, char *msg, size_t len)
+{
+	int fd = *(int *)arg;
+	char c;
+
+	while (read(fd, &c, 1) > 0)
+		;
+	snprintf(msg, len, "dumpable=%d", prctl(PR_GET_DUMPABLE));
+	return 0;
+}
+
+/* The work process of the child (its only child, pid 1 of its namespace), from /proc. */
+static pid_t work_pid(pid_t child)
+{
+	char path[64];
+	long pid = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", (long)child, (long)child);
+	for (int i = 0; i < 500 && pid <= 0; i++) {
+		FILE *f = fopen(path, "r");
+
+		if (f && fscanf(f, "%ld", &pid) != 1)
+			pid = 0;
+		if (f)
+			fclose(f);
+		if (pid <= 0)
+			usleep(10000);
+	}
+	return (pid_t)pid;
+}
+
+/* What a process of the same user gets trying to read the work's memory: 0 read, else errno. */
+static int peek_as(const struct pl_user *user, pid_t pid)
+{
+	char path[64];
+	int status;
+	pid_t p = fork();
+
+	if (p == 0) {
+		char err[128];
+		int fd;
+
+		if (pl_become_user(user, err, sizeof(err)) < 0)
+			_exit(100);
+		snprintf(path, sizeof(path), "/proc/%ld/mem", (long)pid);
+		fd = open(path, O_RDONLY);
+		_exit(fd >= 0 ? 0 : errno);
+	}
+	assert_int_equal(waitpid(p, &status, 0), p);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* The work holds a copy of the daemon's memory: the user's other processes cannot read it. */
+static void test_users_processes_cannot_read_the_works_memory(void **state)
+{
+	struct pl_user_child child;
+	char msg[256];
+	int fds[2];
+	pid_t work;
+
+	(void)state;
+	need_root();
+	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+	assert_int_equal(
+	    pl_spawn_as_user(&nobody, wait_for_eof, &fds[0], fds[0], &child, msg, sizeof(msg)), 0);
+	close(fds[0]);
+	work = work_pid(child.pid);
+	assert_true(work > 0);
+	assert_int_equal(peek_as(&nobody, work), EACCES);
+	close(fds[1]);
+	assert_int_equal(pl_user_child_finish(&child, 10, msg, sizeof(msg)), 0);
+	assert_string_equal(msg, "dumpable=0");
+}
+
+/* Slurm will limit the job's memory: the staging joins freezer alone. */
+static void test_job_cgroup_without_memory_when_slurm_limits_it(void **state)
+{
+	struct pl_job_cgroup cg;
+	char mount[512], err[256];
+
+	(void)state;
+	need_root();
+	fake_mount(mount, sizeof(mount), "cg-nomem", true);
+	assert_int_equal(
+	    pl_job_cgroup_prepare(mount, "n1", nobody.uid, 80, false, &cg, err, sizeof(err)), 0);
+	assert_int_equal(cg.n, 1);
+	assert_non_null(strstr(cg.dirs[0], "/freezer/slurm_n1/uid_"));
+	pl_job_cgroup_release(mount, "n1", nobody.uid, 80);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_cgroup_conf_says_whether_slurm_limits_memory(void **state)
+{
+	char dir[512], conf[600], cgconf[600];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/etc", tmp);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(conf, sizeof(conf), "%s/slurm.conf", dir);
+	snprintf(cgconf, sizeof(cgconf), "%s/cgroup.conf", dir);
+	/* Unreadable: assume a limit comes. */
+	assert_true(pl_cgroup_conf_limits_memory(conf));
+	write_text(cgconf, "CgroupPlugin=cgroup/v1\n#ConstrainRAMSpace=yes\nConstrainCores=yes\n");
+	assert_false(pl_cgroup_conf_limits_memory(conf));
+	write_text(cgconf, "CgroupPlugin=cgroup/v1\n  constrainramspace = Yes\n");
+	assert_true(pl_cgroup_conf_limits_memory(conf));
+	write_text(cgconf, "ConstrainRAMSpace=no\nConstrainSwapSpace=yes\n");
+	assert_true(pl_cgroup_conf_limits_memory(conf));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -466,6 +728,12 @@ int main(void)
 	    cmocka_unit_test(test_setsid_daemon_does_not_outlive_the_work),
 	    cmocka_unit_test(test_setsid_daemon_does_not_outlive_a_timeout),
 	    cmocka_unit_test(test_fds_closed_without_close_range),
+	    cmocka_unit_test(test_job_cgroup_made_and_joined_before_the_work),
+	    cmocka_unit_test(test_job_cgroup_refusing_stops_the_work),
+	    cmocka_unit_test(test_job_cgroup_none_without_slurm_or_on_v2),
+	    cmocka_unit_test(test_users_processes_cannot_read_the_works_memory),
+	    cmocka_unit_test(test_job_cgroup_without_memory_when_slurm_limits_it),
+	    cmocka_unit_test(test_cgroup_conf_says_whether_slurm_limits_memory),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

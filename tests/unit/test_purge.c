@@ -160,6 +160,37 @@ static void test_deadline_stops_and_a_later_purge_finishes(void **state)
 	assert_int_equal(stats.removed, 3);
 }
 
+/* Many non-empty subdirectories (mode 000) among files: the walk goes down into each and
+ * carries on after it, and everything goes, counted once. */
+static void test_many_subdirectories_among_files(void **state)
+{
+	struct pl_purge_stats stats = {0};
+	char err[256] = "";
+	char name[32];
+	int top;
+
+	(void)state;
+	assert_int_equal(mkdirat(tmpfd, "many", 0700), 0);
+	top = openat(tmpfd, "many", O_RDONLY | O_DIRECTORY);
+	for (int i = 0; i < 6000; i++) {
+		snprintf(name, sizeof(name), "%05d", i);
+		if (i % 2) {
+			make_file(top, name);
+			continue;
+		}
+		assert_int_equal(mkdirat(top, name, 0700), 0);
+		int sub = openat(top, name, O_RDONLY | O_DIRECTORY);
+
+		make_file(sub, "f");
+		assert_int_equal(fchmod(sub, 0), 0);
+		close(sub);
+	}
+	close(top);
+	assert_int_equal(pl_purge_at(tmpfd, "many", false, 0, &stats, err, sizeof(err)), 0);
+	assert_int_equal(stats.removed, 3000 * 2 + 3000 + 1);
+	assert_int_equal(faccessat(tmpfd, "many", F_OK, 0), -1);
+}
+
 static void test_keep_top_and_plain_entries(void **state)
 {
 	struct pl_purge_stats stats = {0};
@@ -205,6 +236,7 @@ int main(void)
 	    cmocka_unit_test(test_locked_dirs_open_up_and_links_are_not_followed),
 	    cmocka_unit_test(test_deadline_stops_and_a_later_purge_finishes),
 	    cmocka_unit_test(test_keep_top_and_plain_entries),
+	    cmocka_unit_test(test_many_subdirectories_among_files),
 	};
 
 	if (drop_root() < 0) {

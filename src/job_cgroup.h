@@ -1,0 +1,59 @@
+/* The job's cgroup, for the work the prolog does as the user.
+ *
+ * The prolog runs in slurmd's cgroup, and so would everything it forks: the extraction of
+ * a bundle, conda-unpack, the venv fix-ups, and the tmpfs pages they fill. They belong to
+ * the job. With cgroup v1 (cgroup/v1 with proctrack/cgroup or task/cgroup) Slurm keeps a
+ * job's processes in <mount>/<controller>/<prefix>/uid_U/job_J, <prefix> being "slurm", or
+ * "slurm_<node>" when slurmd is built for several per host. Up to Slurm 24.11 that job
+ * directory is made only when the job's first step (the extern step with PrologFlags=Contain)
+ * starts, after the prolog: so root makes it here first, as Slurm would (root-owned, 0755,
+ * under Slurm's own lock of the controller's root), and the user's child joins it before
+ * it drops its privileges. The extern step then adopts the directory and sets the job's
+ * limits on it; the memory the staging charged there stays the job's.
+ *
+ * No cgroup plugin (no slurm directory in the freezer or memory hierarchy) or cgroup v2: the
+ * work stays where it is, and staging goes on. */
+#ifndef PL_JOB_CGROUP_H
+#define PL_JOB_CGROUP_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* memory (what the staging charges) and freezer (what proctrack/cgroup tracks). */
+#define PL_CGROUP_CONTROLLERS 2
+#define PL_CGROUP_MOUNT "/sys/fs/cgroup"
+
+struct pl_job_cgroup {
+	size_t n; /* 0: no job cgroup, the work stays in the caller's */
+	char dirs[PL_CGROUP_CONTROLLERS][PATH_MAX];
+};
+
+/* The job's directories under mount (PL_CGROUP_MOUNT but in tests), made if missing: 0 with
+ * cg->n of them (0 and a reason in err when there is no v1 hierarchy of Slurm's here), -1
+ * with err when one could not be made. node: SLURMD_NODENAME. memory: the memory controller
+ * too (see pl_cgroup_conf_limits_memory), else freezer alone. */
+int pl_job_cgroup_prepare(const char *mount, const char *node, uid_t uid, uint32_t job_id,
+			  bool memory, struct pl_job_cgroup *cg, char *err, size_t errlen);
+
+/* Whether Slurm will set a memory limit on the job's cgroup (ConstrainRAMSpace or
+ * ConstrainSwapSpace in the cgroup.conf beside slurm_conf); true when that cannot be read.
+ * Slurm sets it when the extern step starts, after the prolog, and the kernel refuses a limit
+ * below what the cgroup already holds (EBUSY: tmpfs pages cannot be reclaimed without swap):
+ * a staged tree larger than the job's --mem charged there would fail the job's steps, and a
+ * batch job's failure drains the node. So the staging joins the memory controller only when
+ * no limit will come. */
+bool pl_cgroup_conf_limits_memory(const char *slurm_conf);
+
+/* In the child, as root: moves the calling process into each directory. -1 with err at the
+ * first that refuses. */
+int pl_job_cgroup_join(const struct pl_job_cgroup *cg, char *err, size_t errlen);
+
+/* The epilog's half: removes the job's directories and the user's above them where they are
+ * empty (Slurm removes them itself when a step of the job ran here; when none did, what the
+ * prolog made would stay). Errors are of no consequence and not reported. */
+void pl_job_cgroup_release(const char *mount, const char *node, uid_t uid, uint32_t job_id);
+
+#endif
