@@ -54,15 +54,18 @@
 #include <sys/types.h>
 
 #include "sha256.h"
+#include "tree_cipher.h"
 #include "tree_frame.h"
 #include "tree_topology.h"
 
 struct munge_ctx; /* munge_ctx_t of <munge.h> */
 
 #define PL_AUTH_MAGIC "PLAC"
-#define PL_AUTH_VERSION 2
-/* magic, version, role, 2 reserved, job, key, size, digest, binding, two names with lengths */
-#define PL_AUTH_PAYLOAD_FIXED (4 + 1 + 1 + 2 + 4 + PL_FRAME_KEY_LEN + 8 + 2 * PL_SHA256_LEN)
+#define PL_AUTH_VERSION 3
+/* magic, version, role, channel, reserved, job, key, size, digest, binding, secret, two names
+ * with lengths */
+#define PL_AUTH_PAYLOAD_FIXED                                                                      \
+	(4 + 1 + 1 + 2 + 4 + PL_FRAME_KEY_LEN + 8 + 2 * PL_SHA256_LEN + PL_CIPHER_SECRET_LEN)
 #define PL_AUTH_PAYLOAD_MAX (PL_AUTH_PAYLOAD_FIXED + 2 * (1 + PL_NODE_NAME_MAX))
 /* A MUNGE credential of the largest payload is about 1 KiB of base64 text. */
 #define PL_AUTH_CRED_MAX 4096
@@ -85,6 +88,10 @@ struct pl_auth_claim {
 	uint64_t size;
 	uint8_t digest[PL_SHA256_LEN];
 	uint8_t binding[PL_SHA256_LEN]; /* the TCP connection it is for (tree_bind.h) */
+	/* The sender's channel (PL_CHANNEL_*: encrypted or, in a benchmark build, clear) and, in a
+	 * HELLO and an OPEN, its half of the connection's key (tree_cipher.h); zeros otherwise. */
+	uint8_t channel;
+	uint8_t secret[PL_CIPHER_SECRET_LEN];
 };
 
 /* The claim as bytes (at most PL_AUTH_PAYLOAD_MAX) and back. Node names must be node names
@@ -106,8 +113,11 @@ struct pl_auth_backend {
 };
 
 /* The real backend: munge_encode() and munge_decode() with ctx (NULL: MUNGE's defaults, e.g.
- * its socket). Decoding works on a copy of ctx, which munge_decode() would otherwise rewrite;
- * ctx itself is only read, and must outlive the backend. */
+ * its socket). Every credential is made with MUNGE_OPT_CIPHER_TYPE AES-256 and
+ * MUNGE_OPT_UID_RESTRICTION set to the maker's uid (root): munged then gives its payload, with
+ * the channel's secret, to no one else; another user's munge_decode() is refused. Decoding works on
+ * a copy of ctx, which munge_decode() would otherwise rewrite; ctx itself is only read, and must
+ * outlive the backend. */
 void pl_auth_backend_munge(struct pl_auth_backend *backend, struct munge_ctx *ctx);
 
 /* The credential of claim, in *cred (the caller frees it). */
@@ -126,6 +136,7 @@ struct pl_auth_expect {
 	const uint8_t *digest;
 	uint64_t size;
 	const uint8_t *binding; /* the connection it came over (tree_bind.h); NULL: not checked */
+	uint8_t channel;	/* the claim's channel must be this one (PL_CHANNEL_BUILD) */
 };
 
 /* Decodes cred (MUNGE refuses a bad, expired or replayed one) and checks, in this order: the
