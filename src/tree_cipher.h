@@ -4,9 +4,10 @@
  *
  * DESIGN. Cipher: AES-256-GCM from OpenSSL's libcrypto. The nodes of an HPC cluster are x86 with
  * AES-NI and PCLMULQDQ (or ARM with its crypto extensions), where libcrypto's stitched AES-GCM
- * runs at GB/s per core: on the development machine (AVX2, no VAES) 3.1 GB/s sealing against
- * ChaCha20-Poly1305's 3.6 (bench/tree_cipher measures both), on CPUs with VAES (Ice Lake, Zen 3
- * and later) and on ARM's crypto extensions about twice ChaCha's. Either costs a few percent of
+ * runs at GB/s per core: on the development machine (AVX2, no VAES) both it and
+ * ChaCha20-Poly1305 seal 3.1-3.6 GB/s, within the noise of each other (bench/tree_cipher
+ * measures both); on CPUs with VAES (Ice Lake, Zen 3 and later) and on ARM's crypto extensions
+ * AES-GCM is about twice as fast as ChaCha. Either costs a few percent of
  * a staging; AES-GCM is the one with hardware everywhere HPC runs, and the 256-bit key leaves no
  * doubt about the margin. Keys: one per TCP connection, never
  * sent: key = HKDF-SHA256(salt = the connection's binding (tree_bind.h), input = the child's
