@@ -541,11 +541,12 @@ static char *make_as_nobody(const struct pl_auth_backend *real, const struct pl_
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		char *cred = NULL, err[ERRLEN];
-
-		close(fds[0]);
+		char *cred = NULL, err[ERRLEN] = "";
 		uint8_t payload[PL_AUTH_PAYLOAD_MAX];
 		size_t len;
+
+		close(fds[0]);
+		free(text); /* the parent's */
 
 		/* munge_encode() itself, as a user's own tool would: no uid restriction. */
 		if (setgid(65534) == 0 && setuid(65534) == 0 &&
@@ -555,6 +556,7 @@ static char *make_as_nobody(const struct pl_auth_backend *real, const struct pl_
 			(void)!write(fds[1], cred, strlen(cred));
 		else
 			fprintf(stderr, "as nobody: %s\n", err);
+		free(cred);
 		_exit(0);
 	}
 	close(fds[1]);
@@ -586,6 +588,7 @@ static int decode_as_nobody(munge_ctx_t ctx, const char *cred, bool *got_payload
 		if (setgid(65534) == 0 && setuid(65534) == 0) {
 			res[0] = (uint8_t)munge_decode(cred, ctx, &payload, &len, &uid, &gid);
 			res[1] = payload != NULL && len > 0;
+			free(payload);
 		}
 		(void)!write(fds[1], res, sizeof(res));
 		_exit(0);
