@@ -38,9 +38,15 @@ const char *pl_plugin_config_error(void)
 	return plugin.ok ? NULL : plugin.error;
 }
 
+/* slurmd's start-up line says it: a build whose tree stream goes in clear is not for a site. */
 const char *pl_plugin_built_for(void)
 {
+#ifdef PL_TREE_CIPHER_DISABLED
+	return PL_BUILT_SLURM_RELEASE " with --disable-tree-cipher: the tree stream is sent in "
+				      "clear, for benchmarks only";
+#else
 	return PL_BUILT_SLURM_RELEASE;
+#endif
 }
 
 void pl_plugin_unload(void)

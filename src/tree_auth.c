@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
 /* Room for a rule's message before the caller's prefix is added. */
@@ -103,12 +104,14 @@ int pl_auth_payload_encode(const struct pl_auth_claim *claim, uint8_t *buf, size
 	memcpy(p, PL_AUTH_MAGIC, 4);
 	p[4] = PL_AUTH_VERSION;
 	p[5] = (uint8_t)claim->role;
-	p[6] = p[7] = 0;
+	p[6] = claim->channel;
+	p[7] = 0;
 	put_be32(p + 8, claim->job_id);
 	memcpy(p + 12, claim->key, PL_FRAME_KEY_LEN);
 	put_be64(p + 12 + PL_FRAME_KEY_LEN, claim->size);
 	memcpy(p + 20 + PL_FRAME_KEY_LEN, claim->digest, PL_SHA256_LEN);
 	memcpy(p + 20 + PL_FRAME_KEY_LEN + PL_SHA256_LEN, claim->binding, PL_SHA256_LEN);
+	memcpy(p + 20 + PL_FRAME_KEY_LEN + 2 * PL_SHA256_LEN, claim->secret, PL_CIPHER_SECRET_LEN);
 	p = put_name(buf + PL_AUTH_PAYLOAD_FIXED, claim->sender);
 	p = put_name(p, claim->receiver);
 	*len = (size_t)(p - buf);
@@ -141,8 +144,11 @@ static int decode_fixed(const uint8_t *p, struct pl_auth_claim *claim, char *err
 				 PL_AUTH_VERSION);
 	if (!role_valid(p[5]))
 		return auth_fail(err, errlen, "malformed claim: unknown role %u", p[5]);
-	if (p[6] != 0 || p[7] != 0)
-		return auth_fail(err, errlen, "malformed claim: reserved bytes are not zero");
+	if (p[6] != PL_CHANNEL_CLEAR && p[6] != PL_CHANNEL_AES256GCM)
+		return auth_fail(err, errlen, "malformed claim: unknown channel %u", p[6]);
+	if (p[7] != 0)
+		return auth_fail(err, errlen, "malformed claim: reserved byte is not zero");
+	claim->channel = p[6];
 	claim->role = (enum pl_auth_role)p[5];
 	claim->job_id = get_be32(p + 8);
 	memcpy(claim->key, p + 12, PL_FRAME_KEY_LEN);
@@ -152,6 +158,7 @@ static int decode_fixed(const uint8_t *p, struct pl_auth_claim *claim, char *err
 	claim->size = get_be64(p + 12 + PL_FRAME_KEY_LEN);
 	memcpy(claim->digest, p + 20 + PL_FRAME_KEY_LEN, PL_SHA256_LEN);
 	memcpy(claim->binding, p + 20 + PL_FRAME_KEY_LEN + PL_SHA256_LEN, PL_SHA256_LEN);
+	memcpy(claim->secret, p + 20 + PL_FRAME_KEY_LEN + 2 * PL_SHA256_LEN, PL_CIPHER_SECRET_LEN);
 	return 0;
 }
 
@@ -185,20 +192,38 @@ static const char *munge_reason(munge_ctx_t ctx, munge_err_t e)
 	return why ? why : munge_strerror(e);
 }
 
+/* The caller's context (its socket) with the payload encrypted and only for our own uid. */
+static munge_ctx_t restricted_ctx(void *ctx)
+{
+	munge_ctx_t c = ctx ? munge_ctx_copy(ctx) : munge_ctx_create();
+
+	if (c && (munge_ctx_set(c, MUNGE_OPT_CIPHER_TYPE, MUNGE_CIPHER_AES256) != EMUNGE_SUCCESS ||
+		  munge_ctx_set(c, MUNGE_OPT_UID_RESTRICTION, geteuid()) != EMUNGE_SUCCESS)) {
+		munge_ctx_destroy(c);
+		return NULL;
+	}
+	return c;
+}
+
 static int munge_backend_encode(void *ctx, const void *payload, size_t len, char **cred, char *err,
 				size_t errlen)
 {
+	munge_ctx_t c = restricted_ctx(ctx);
 	munge_err_t e;
 
 	*cred = NULL;
-	e = munge_encode(cred, ctx, payload, (int)len);
+	if (!c)
+		return auth_fail(err, errlen,
+				 "MUNGE cannot make a credential: cannot restrict it to uid %lu",
+				 (unsigned long)geteuid());
+	e = munge_encode(cred, c, payload, (int)len);
 	if (e != EMUNGE_SUCCESS) {
 		free(*cred);
 		*cred = NULL;
-		return auth_fail(err, errlen, "MUNGE cannot make a credential: %s",
-				 munge_reason(ctx, e));
+		auth_fail(err, errlen, "MUNGE cannot make a credential: %s", munge_reason(c, e));
 	}
-	return 0;
+	munge_ctx_destroy(c);
+	return e == EMUNGE_SUCCESS ? 0 : -1;
 }
 
 /* munge_decode() rewrites its context with the decoded credential's settings (a damaged one
@@ -287,6 +312,13 @@ static int check_addressing(const struct pl_auth_claim *c, const struct pl_auth_
 	if (want->binding && memcmp(c->binding, want->binding, PL_SHA256_LEN) != 0)
 		return auth_fail(err, errlen, "%s claim made for another connection (relayed?)",
 				 role_name(c->role));
+	if (c->channel != want->channel)
+		return auth_fail(err, errlen,
+				 "%s claim from node %s, whose tree stream is %s, this node's %s "
+				 "(one of them built with --disable-tree-cipher)",
+				 role_name(c->role), c->sender,
+				 c->channel ? "encrypted" : "in clear",
+				 want->channel ? "encrypted" : "in clear");
 	return 0;
 }
 

@@ -3,18 +3,25 @@
  * DESIGN (threat model). Trusted: root and SlurmUser on the job's nodes, munged, the kernel.
  * Not trusted: every other process on any node, including the job's own user and other users:
  * they may listen on the job's ports before the prolog does (squat), connect to any port, relay
- * bytes between connections they hold, and replay what they saw. Not covered: someone who can
- * read or forge packets on the wire (root elsewhere, a tap on the network): the stream is not
- * encrypted (see pylaunch(8), "Security of the tree"). N and D replies carry a REFUSE
- * credential (bound like the rest): a squatter's refusal is ignored.
+ * bytes between connections they hold, and replay what they saw; also someone who reads or
+ * forges packets on the wire (a tap, root on another machine). N and D replies carry a REFUSE
+ * credential (bound like the rest): a squatter's refusal is ignored. Everything after the OPEN is
+ * encrypted and authenticated under a key of the connection (tree_cipher.h) whose halves travel
+ * in the HELLO and the OPEN, made with MUNGE's uid restriction set to root (munged decodes them
+ * for root alone) and encrypted by munged with the site key: neither a user on a node (squatter,
+ * relay) nor the wire reads a byte of the stream or gets one accepted. See pylaunch(8), "The
+ * channel" and "Security of the tree".
  * Argument: (1) only root or SlurmUser can make a credential (MUNGE vouches for its maker's uid),
  * so only a prolog of the job can make a HELLO, an OPEN or a SEAL; (2) every credential names
  * the TCP connection it is for: the binding is the SHA-256 of the child's and the parent's
  * addresses and ports, which both ends read from their own socket (getsockname, getpeername);
  * a relay holds two connections with different ports, so a HELLO or an OPEN it passes on names
  * a connection other than the one it arrives over, and is refused; (3) MUNGE's replay cache and
- * TTL stop a credential's reuse; (4) the SEAL binds the session digest: bytes of anyone else are
- * refused at the end, and the extractor gets the END frame only after the SEAL is verified
+ * TTL stop a credential's reuse; (4) the channel's key needs both secrets, which only root can
+ * get out of the credentials (uid restriction), and each record's tag is checked before its
+ * bytes are looked at: a record of anyone else fails and ends the connection; (5) the SEAL
+ * (itself inside the channel) binds the session digest: bytes of anyone else are refused at the
+ * end, and the extractor gets the END frame only after the SEAL is verified
  * (pl_frame_release_limit), so nothing received is declared staged or run before. A squatter
  * on a home port thus gets a HELLO it cannot use (the parent refuses it, the child moves on to
  * the next port candidate) and never an OPEN, so never a byte of the stream.
@@ -29,7 +36,8 @@
  *
  *   HELLO  child -> parent, first: "node C of job J asks for session K"; size is the offset to
  *          start at (0, or where a re-attaching child stopped) and digest the session's header
- *          digest when resuming (zeros on first contact).
+ *          digest when resuming (zeros on first contact); secret the child's half of the
+ *          channel's key (the OPEN carries the parent's half).
  *   OPEN   parent -> child, before the stream: "node P sends session K to C from offset size";
  *          digest is the header digest, which the child compares with the header it receives
  *          (or, resuming, with the one it has).
@@ -54,15 +62,18 @@
 #include <sys/types.h>
 
 #include "sha256.h"
+#include "tree_cipher.h"
 #include "tree_frame.h"
 #include "tree_topology.h"
 
 struct munge_ctx; /* munge_ctx_t of <munge.h> */
 
 #define PL_AUTH_MAGIC "PLAC"
-#define PL_AUTH_VERSION 2
-/* magic, version, role, 2 reserved, job, key, size, digest, binding, two names with lengths */
-#define PL_AUTH_PAYLOAD_FIXED (4 + 1 + 1 + 2 + 4 + PL_FRAME_KEY_LEN + 8 + 2 * PL_SHA256_LEN)
+#define PL_AUTH_VERSION 3
+/* magic, version, role, channel, reserved, job, key, size, digest, binding, secret, two names
+ * with lengths */
+#define PL_AUTH_PAYLOAD_FIXED                                                                      \
+	(4 + 1 + 1 + 2 + 4 + PL_FRAME_KEY_LEN + 8 + 2 * PL_SHA256_LEN + PL_CIPHER_SECRET_LEN)
 #define PL_AUTH_PAYLOAD_MAX (PL_AUTH_PAYLOAD_FIXED + 2 * (1 + PL_NODE_NAME_MAX))
 /* A MUNGE credential of the largest payload is about 1 KiB of base64 text. */
 #define PL_AUTH_CRED_MAX 4096
@@ -85,6 +96,10 @@ struct pl_auth_claim {
 	uint64_t size;
 	uint8_t digest[PL_SHA256_LEN];
 	uint8_t binding[PL_SHA256_LEN]; /* the TCP connection it is for (tree_bind.h) */
+	/* The sender's channel (PL_CHANNEL_*: encrypted or, in a benchmark build, clear) and, in a
+	 * HELLO and an OPEN, its half of the connection's key (tree_cipher.h); zeros otherwise. */
+	uint8_t channel;
+	uint8_t secret[PL_CIPHER_SECRET_LEN];
 };
 
 /* The claim as bytes (at most PL_AUTH_PAYLOAD_MAX) and back. Node names must be node names
@@ -106,8 +121,11 @@ struct pl_auth_backend {
 };
 
 /* The real backend: munge_encode() and munge_decode() with ctx (NULL: MUNGE's defaults, e.g.
- * its socket). Decoding works on a copy of ctx, which munge_decode() would otherwise rewrite;
- * ctx itself is only read, and must outlive the backend. */
+ * its socket). Every credential is made with MUNGE_OPT_CIPHER_TYPE AES-256 and
+ * MUNGE_OPT_UID_RESTRICTION set to the maker's uid (root): munged then gives its payload, with
+ * the channel's secret, to no one else; another user's munge_decode() is refused. Decoding works on
+ * a copy of ctx, which munge_decode() would otherwise rewrite; ctx itself is only read, and must
+ * outlive the backend. */
 void pl_auth_backend_munge(struct pl_auth_backend *backend, struct munge_ctx *ctx);
 
 /* The credential of claim, in *cred (the caller frees it). */
@@ -126,6 +144,7 @@ struct pl_auth_expect {
 	const uint8_t *digest;
 	uint64_t size;
 	const uint8_t *binding; /* the connection it came over (tree_bind.h); NULL: not checked */
+	uint8_t channel;	/* the claim's channel must be this one (PL_CHANNEL_BUILD) */
 };
 
 /* Decodes cred (MUNGE refuses a bad, expired or replayed one) and checks, in this order: the

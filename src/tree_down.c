@@ -24,6 +24,9 @@ static void peer_free(struct pl_peer *p)
 {
 	if (p->fd >= 0)
 		close(p->fd);
+	if (p->tx_on)
+		pl_cipher_free(&p->tx);
+	free(p->rec);
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
 	p->state = PEER_FREE;
@@ -115,10 +118,46 @@ void pl_down_accept(struct pl_node *node)
 
 /* ------------------------------------------------------------------ answers */
 
+/* From its OPEN on, all a peer is sent goes in records under the connection's key: its half
+ * from the HELLO, ours from the OPEN (tree_cipher.h). */
+static int start_channel(struct pl_peer *p, const uint8_t *secret, char *err, size_t errlen)
+{
+	uint8_t key[PL_CIPHER_KEY_LEN];
+	int rc;
+
+	if (PL_CHANNEL_BUILD == PL_CHANNEL_CLEAR)
+		return 0;
+	p->rec = malloc(PL_CIPHER_RECORD_WIRE_MAX);
+	if (!p->rec) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = pl_cipher_derive(p->hello_secret, secret, p->binding, sizeof(p->binding), key, err,
+			      errlen);
+	if (rc == 0)
+		rc = pl_cipher_init(&p->tx, key, PL_CIPHER_DOWN, err, errlen);
+	memset(key, 0, sizeof(key));
+	p->tx_on = rc == 0;
+	return rc;
+}
+
+/* A credential queued after the OPEN (the SEAL) goes in a record of its own. */
+static int seal_out(struct pl_peer *p, char *err, size_t errlen)
+{
+	uint8_t plain[sizeof(p->out)];
+	size_t n = p->out_len;
+
+	if (!p->tx_on)
+		return 0;
+	memcpy(plain, p->out, n);
+	return pl_cipher_seal(&p->tx, plain, n, p->out, sizeof(p->out), &p->out_len, err, errlen);
+}
+
 static int queue_credential(struct pl_node *node, struct pl_peer *p, enum pl_auth_role role,
 			    uint64_t size, const uint8_t *digest, bool with_status)
 {
-	struct pl_auth_claim claim = {.role = role, .job_id = node->plan->job_id, .size = size};
+	struct pl_auth_claim claim = {
+	    .role = role, .job_id = node->plan->job_id, .size = size, .channel = PL_CHANNEL_BUILD};
 	char err[PL_ERRLEN];
 	char *cred = NULL;
 	size_t at = with_status ? 1 : 0;
@@ -130,11 +169,19 @@ static int queue_credential(struct pl_node *node, struct pl_peer *p, enum pl_aut
 	snprintf(claim.receiver, sizeof(claim.receiver), "%s", pl_node_name(node, p->node));
 	memcpy(claim.digest, digest, PL_SHA256_LEN);
 	memcpy(claim.binding, p->binding, PL_SHA256_LEN);
-	rc = pl_auth_make(&node->auth, &claim, &cred, err, sizeof(err));
+	rc = role == PL_AUTH_OPEN ? pl_cipher_secret(claim.secret, err, sizeof(err)) : 0;
+	if (rc == 0)
+		rc = pl_auth_make(&node->auth, &claim, &cred, err, sizeof(err));
 	if (rc == 0)
 		rc = pl_auth_wire_encode(cred, p->out + at, sizeof(p->out) - at, &len, err,
 					 sizeof(err));
 	free(cred);
+	p->out_len = at + len;
+	if (rc == 0 && role == PL_AUTH_OPEN)
+		rc = start_channel(p, claim.secret, err, sizeof(err));
+	else if (rc == 0)
+		rc = seal_out(p, err, sizeof(err));
+	memset(claim.secret, 0, sizeof(claim.secret));
 	if (rc < 0) {
 		pl_error("%s job %u on %s: tree: cannot make a credential for %s: %s", ctx(node),
 			 node->plan->job_id, pl_node_name(node, node->self),
@@ -143,7 +190,6 @@ static int queue_credential(struct pl_node *node, struct pl_peer *p, enum pl_aut
 	}
 	if (with_status)
 		p->out[0] = PL_REPLY_OPEN;
-	p->out_len = at + len;
 	p->out_sent = 0;
 	p->state = PEER_SEND;
 	p->last_io = pl_now_ms();
@@ -197,6 +243,7 @@ static void hello_verified(struct pl_node *node, struct pl_peer *p,
 {
 	p->node = pl_hostlist_index(node->plan->nodes, claim->sender);
 	p->pos = claim->size;
+	memcpy(p->hello_secret, claim->secret, sizeof(p->hello_secret));
 	if (!is_below(node, p->node)) {
 		peer_refused(node, p, "it is not below this node in the tree");
 		return;
@@ -222,7 +269,8 @@ static void read_hello(struct pl_node *node, struct pl_peer *p)
 				      .self = pl_node_name(node, node->self),
 				      .nodes = node->plan->nodes,
 				      .slurm_uid = node->plan->slurm_uid,
-				      .binding = p->binding};
+				      .binding = p->binding,
+				      .channel = PL_CHANNEL_BUILD};
 	uint8_t buf[512];
 	size_t n = p->cred.need - p->cred.have;
 	struct pl_auth_claim claim;
@@ -295,8 +343,57 @@ static void flush_out(struct pl_node *node, struct pl_peer *p)
 		p->state = PEER_STREAM;
 }
 
+/* Sends what is left of the record in progress: false while some is. */
+static bool flush_record(struct pl_node *node, struct pl_peer *p)
+{
+	while (p->rec_sent < p->rec_len) {
+		ssize_t n =
+		    send(p->fd, p->rec + p->rec_sent, p->rec_len - p->rec_sent, MSG_NOSIGNAL);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return false;
+		if (n < 0) {
+			peer_lost(node, p, strerror(errno));
+			return false;
+		}
+		p->rec_sent += (size_t)n;
+		p->last_io = pl_now_ms();
+	}
+	return true;
+}
+
+/* The stream in records: the ring's bytes are sealed a record at a time as the socket takes
+ * them (the ring keeps plaintext: every connection has its own key). */
+static bool send_records(struct pl_node *node, struct pl_peer *p)
+{
+	char err[PL_ERRLEN];
+
+	while (flush_record(node, p)) {
+		const uint8_t *data;
+		size_t len;
+
+		if (p->pos >= node->ring.hi)
+			return true;
+		len = pl_ring_peek(&node->ring, p->pos, &data);
+		if (len > PL_CIPHER_RECORD_MAX)
+			len = PL_CIPHER_RECORD_MAX;
+		p->rec_sent = 0;
+		if (pl_cipher_seal(&p->tx, data, len, p->rec, PL_CIPHER_RECORD_WIRE_MAX,
+				   &p->rec_len, err, sizeof(err)) < 0) {
+			p->rec_len = 0;
+			peer_lost(node, p, err);
+			return false;
+		}
+		p->pos += len;
+		node->bytes_out += len;
+	}
+	return false;
+}
+
 static void send_stream(struct pl_node *node, struct pl_peer *p)
 {
+	if (p->tx_on && !send_records(node, p))
+		return;
 	while (p->pos < node->ring.hi) {
 		const uint8_t *data;
 		size_t len = pl_ring_peek(&node->ring, p->pos, &data);
@@ -351,9 +448,10 @@ void pl_down_poll_fd(const struct pl_node *node, const struct pl_peer *p, short 
 		*events = POLLOUT;
 		break;
 	case PEER_STREAM:
-		*events =
-		    POLLIN |
-		    (p->pos < node->ring.hi || (node->stream_end && node->sealed) ? POLLOUT : 0);
+		*events = POLLIN | (p->pos < node->ring.hi || p->rec_sent < p->rec_len ||
+					    (node->stream_end && node->sealed)
+					? POLLOUT
+					: 0);
 		break;
 	default:
 		break;
@@ -371,7 +469,9 @@ static void check_timers(struct pl_node *node, struct pl_peer *p)
 		wake(node, p);
 	else if (p->state == PEER_LINGER && now >= p->until)
 		peer_free(p);
-	else if ((p->state == PEER_STREAM && p->pos < node->ring.hi) || p->state == PEER_SEND) {
+	else if ((p->state == PEER_STREAM &&
+		  (p->pos < node->ring.hi || p->rec_sent < p->rec_len)) ||
+		 p->state == PEER_SEND) {
 		if (now - p->last_io >= stall)
 			peer_lost(node, p, "it stalled");
 	} else

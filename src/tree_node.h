@@ -15,6 +15,7 @@
 #include "runas.h"
 #include "sha256.h"
 #include "tree_auth.h"
+#include "tree_cipher.h"
 #include "tree_frame.h"
 #include "tree_ring.h"
 #include "tree_stage.h"
@@ -62,10 +63,13 @@ struct pl_upstream {
 	struct pl_auth_reader cred;
 	uint8_t binding[PL_SHA256_LEN]; /* of the connection (tree_bind.h) */
 	struct pl_auth_claim open;
-	bool open_checked;	     /* its digest was compared with the header */
-	struct pl_user_child source; /* the root's reader */
-	char why[PL_ERRLEN];	     /* the last problem, for the log */
-	bool direct_asked;	     /* the root said: everyone reads it themselves */
+	bool open_checked;		      /* its digest was compared with the header */
+	uint8_t secret[PL_CIPHER_SECRET_LEN]; /* our half of the key, in our HELLO */
+	bool rx_on;			      /* after the OPEN: records from the parent */
+	struct pl_cipher_reader rx;	      /* (tree_cipher.h) */
+	struct pl_user_child source;	      /* the root's reader */
+	char why[PL_ERRLEN];		      /* the last problem, for the log */
+	bool direct_asked;		      /* the root said: everyone reads it themselves */
 };
 
 enum pl_peer_state {
@@ -89,6 +93,11 @@ struct pl_peer {
 	bool closing; /* after out: close (a refusal) */
 	uint8_t out[PL_AUTH_CRED_MAX + 260];
 	size_t out_len, out_sent;
+	uint8_t hello_secret[PL_CIPHER_SECRET_LEN]; /* its half of the key */
+	bool tx_on;				    /* after its OPEN: everything goes in records */
+	struct pl_cipher tx;
+	uint8_t *rec; /* the record being sent (PL_CIPHER_RECORD_WIRE_MAX bytes) */
+	size_t rec_len, rec_sent;
 	long long until;   /* handshake deadline (ms) */
 	long long last_io; /* stall detection (ms) */
 };

@@ -24,6 +24,9 @@ static void up_close(struct pl_upstream *up)
 	if (up->fd >= 0)
 		close(up->fd);
 	up->fd = -1;
+	if (up->rx_on)
+		pl_cipher_reader_free(&up->rx);
+	up->rx_on = false;
 }
 
 /* The stream can no longer come through the tree. */
@@ -158,8 +161,10 @@ static void lost(struct pl_node *node, const char *why)
 static int send_hello(struct pl_node *node, char *err, size_t errlen)
 {
 	struct pl_upstream *up = &node->up;
-	struct pl_auth_claim claim = {
-	    .role = PL_AUTH_HELLO, .job_id = node->plan->job_id, .size = node->ring.hi};
+	struct pl_auth_claim claim = {.role = PL_AUTH_HELLO,
+				      .job_id = node->plan->job_id,
+				      .size = node->ring.hi,
+				      .channel = PL_CHANNEL_BUILD};
 	uint8_t wire[PL_AUTH_CRED_MAX + 2];
 	char *cred = NULL;
 	size_t len;
@@ -172,7 +177,12 @@ static int send_hello(struct pl_node *node, char *err, size_t errlen)
 	if (node->header_known)
 		memcpy(claim.digest, node->dec.d.header, PL_SHA256_LEN);
 	memcpy(claim.binding, up->binding, PL_SHA256_LEN);
-	if (pl_auth_make(&node->auth, &claim, &cred, err, errlen) < 0)
+	if (pl_cipher_secret(up->secret, err, errlen) < 0)
+		return -1;
+	memcpy(claim.secret, up->secret, PL_CIPHER_SECRET_LEN);
+	n = pl_auth_make(&node->auth, &claim, &cred, err, errlen);
+	memset(claim.secret, 0, sizeof(claim.secret));
+	if (n < 0)
 		return -1;
 	n = pl_auth_wire_encode(cred, wire, sizeof(wire), &len, err, errlen);
 	free(cred);
@@ -240,6 +250,26 @@ static void connected(struct pl_node *node)
 
 /* ------------------------------------------------------------------ the answer */
 
+/* After the OPEN, everything from the parent comes in records under the connection's key: our
+ * half from the HELLO, the parent's from its OPEN (tree_cipher.h). */
+static int start_channel(struct pl_node *node, char *err, size_t errlen)
+{
+	struct pl_upstream *up = &node->up;
+	uint8_t key[PL_CIPHER_KEY_LEN];
+	int rc;
+
+	if (PL_CHANNEL_BUILD == PL_CHANNEL_CLEAR)
+		return 0;
+	rc = pl_cipher_derive(up->secret, up->open.secret, up->binding, sizeof(up->binding), key,
+			      err, errlen);
+	if (rc == 0)
+		rc = pl_cipher_reader_init(&up->rx, key, PL_CIPHER_DOWN, err, errlen);
+	memset(key, 0, sizeof(key));
+	memset(up->secret, 0, sizeof(up->secret));
+	up->rx_on = rc == 0;
+	return rc;
+}
+
 static void check_open(struct pl_node *node)
 {
 	struct pl_upstream *up = &node->up;
@@ -254,11 +284,13 @@ static void check_open(struct pl_node *node)
 				      .check_content = node->header_known,
 				      .digest = node->dec.d.header,
 				      .size = node->ring.hi,
-				      .binding = up->binding};
-	char err[PL_ERRLEN];
+				      .binding = up->binding,
+				      .channel = PL_CHANNEL_BUILD};
+	char err[PL_ERRLEN] = "";
 
 	if (pl_auth_verify(&node->auth, up->cred.text, &want, &up->open, err, sizeof(err)) < 0 ||
-	    (!node->header_known && up->open.size != 0)) {
+	    (!node->header_known && up->open.size != 0) ||
+	    start_channel(node, err, sizeof(err)) < 0) {
 		pl_error("%s job %u on %s: tree: refused the stream of %s: %s", node->plan->context,
 			 node->plan->job_id, pl_node_name(node, node->self), from,
 			 err[0] ? err : "it starts at another offset");
@@ -333,7 +365,8 @@ static void check_refusal(struct pl_node *node)
 				      .check_content = true,
 				      .digest = digest,
 				      .size = up->reply,
-				      .binding = up->binding};
+				      .binding = up->binding,
+				      .channel = PL_CHANNEL_BUILD};
 	struct pl_auth_claim claim;
 	char err[PL_ERRLEN];
 
@@ -445,7 +478,8 @@ static void check_seal(struct pl_node *node)
 				      .check_content = true,
 				      .digest = node->dec.d.session,
 				      .size = node->dec.d.total,
-				      .binding = up->binding};
+				      .binding = up->binding,
+				      .channel = PL_CHANNEL_BUILD};
 	struct pl_auth_claim claim;
 	char err[PL_ERRLEN];
 
@@ -500,6 +534,30 @@ static void take_bytes(struct pl_node *node, const uint8_t *in, size_t n)
 	}
 }
 
+/* Bytes from the parent after its OPEN: records, each authenticated before its plaintext is
+ * looked at. A bad one ends the connection, as a lost parent does: re-attach where we are. */
+static void take_records(struct pl_node *node, const uint8_t *in, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n && node->up.rx_on &&
+	       (node->up.state == UP_STREAM || node->up.state == UP_SEAL)) {
+		const uint8_t *plain = NULL;
+		size_t used = 0, plain_len = 0;
+		char err[PL_ERRLEN];
+		int rc = pl_cipher_reader_feed(&node->up.rx, in + done, n - done, &used, &plain,
+					       &plain_len, err, sizeof(err));
+
+		if (rc < 0) {
+			lost(node, err);
+			return;
+		}
+		done += used;
+		if (rc == 1)
+			take_bytes(node, plain, plain_len);
+	}
+}
+
 /* ------------------------------------------------------------------ the root's reader */
 
 void pl_up_source_end(struct pl_node *node)
@@ -543,6 +601,11 @@ static size_t read_allowance(const struct pl_node *node)
 		return reply_need(&node->up);
 	if (node->up.state != UP_STREAM)
 		return PL_TREE_READ_SIZE; /* the seal: nothing follows it */
+	/* What a record in progress and these bytes can decrypt to must fit the ring. */
+	if (node->up.rx_on)
+		room = room > pl_cipher_reader_pending(&node->up.rx)
+			   ? room - pl_cipher_reader_pending(&node->up.rx)
+			   : 0;
 	return room < PL_TREE_READ_SIZE ? room : PL_TREE_READ_SIZE;
 }
 
@@ -582,7 +645,10 @@ static void read_up(struct pl_node *node)
 		return;
 	}
 	node->up.last_io = pl_now_ms();
-	take_bytes(node, buf, (size_t)n);
+	if (node->up.rx_on)
+		take_records(node, buf, (size_t)n);
+	else
+		take_bytes(node, buf, (size_t)n);
 }
 
 /* In store-and-forward a parent answers a HELLO only once it holds the whole session, which

@@ -523,6 +523,13 @@ def home_port(job, attempt=0, lo=47000, hi=47999):
 MARKER = "pylaunch-secret-marker-7f3a91"
 
 
+def assert_secret_read_on_both(output):
+    """Both tasks read the bundle's secret.txt whole (one digest line each: two tasks' cat of
+    the same long line can interleave in the job's output)."""
+    digest = hashlib.sha256((MARKER * 100 + "\n").encode()).hexdigest()
+    assert [line.split()[0] for line in output.splitlines()] == [digest, digest], output
+
+
 @pytest.fixture
 def marked_app():
     """A directory bundle: the root streams it as a plain tar, so its bytes are in the clear in
@@ -547,7 +554,7 @@ def test_a_squatter_relaying_the_home_port_gets_nothing_of_the_stream(workdir, m
     tree_config()
     watch = pc.LogWatch()
     job = sbatch_held(workdir, 2, pc.SHARED / marked_app.name,
-                      "srun cat $PYLAUNCH_ROOT/secret.txt")
+                      "srun sha256sum $PYLAUNCH_ROOT/secret.txt")
     script = pc.SHARED_SRC / "relay.py"
     script.write_text(RELAY)
     script.chmod(0o644)
@@ -561,6 +568,8 @@ def test_a_squatter_relaying_the_home_port_gets_nothing_of_the_stream(workdir, m
                               str(home_port(job)), str(home_port(job, 1)), str(capture)],
                              env=dict(os.environ, CLUSTER_DIR=str(pc.CLUSTER_DIR)),
                              stdout=subprocess.PIPE, text=True)
+    wire = pathlib.Path(f"/tmp/pylaunch-wire-{job}")
+    sniffer = start_sniffer("node2", wire)
     try:
         assert relay.stdout.readline().strip() == "listening"
         release(job)
@@ -568,6 +577,10 @@ def test_a_squatter_relaying_the_home_port_gets_nothing_of_the_stream(workdir, m
     finally:
         relay.kill()
         subprocess.run(["pkill", "-u", pc.OTHER_USER, "-f", str(script)], check=False)
+        sniffer.send_signal(signal.SIGINT)
+        sniffer.wait(timeout=10)
+    on_wire = wire.read_bytes()
+    wire.unlink()
     lines = stage_lines(watch, job, 2)
     assert all(f["mode"] == "tree" and f["outcome"] == "staged" for f in lines.values()), lines
     assert watch.lines("node1", rf"job {job} on node1: tree process \d+: root, port "
@@ -577,7 +590,52 @@ def test_a_squatter_relaying_the_home_port_gets_nothing_of_the_stream(workdir, m
     capture.unlink()
     assert captured, "the relay was not used"
     assert MARKER.encode() not in captured
-    assert job_output(workdir, job).count(MARKER) == 200
+    assert_secret_read_on_both(job_output(workdir, job))
+    # Someone reading node2's wire saw the whole session, encrypted: not a byte of the marker.
+    assert len(on_wire) >= len(MARKER) * 100, len(on_wire)
+    assert MARKER.encode() not in on_wire
+    assert b"PYLT" not in on_wire  # not even the frames' magic
+    # The relay holds node2's HELLO, with node2's half of the key: MUNGE gives it to root only.
+    creds = re.findall(rb"MUNGE:[A-Za-z0-9+/=]+:", captured)
+    assert creds, captured[:200]
+    out = subprocess.run(["bash", str(pc.CLUSTER_SH), "exec", "node1", "setpriv",
+                          f"--reuid={other.pw_uid}", f"--regid={other.pw_gid}",
+                          "--clear-groups", "unmunge"], input=creds[0],
+                         env=dict(os.environ, CLUSTER_DIR=str(pc.CLUSTER_DIR)),
+                         capture_output=True)
+    assert out.returncode != 0, out.stdout
+    assert b"Unauthorized credential" in out.stderr, out.stderr
+
+
+SNIFFER = r"""
+import signal, socket, struct, sys
+iface, out_path, lo, hi = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
+s.bind((iface, 0))
+out = open(out_path, "wb", buffering=0)
+signal.signal(signal.SIGINT, lambda *a: sys.exit(0))
+print("sniffing", flush=True)
+while True:
+    f = s.recv(70000)
+    if len(f) < 14 + 20 or f[12:14] != b"\x08\x00" or f[14 + 9] != 6:
+        continue
+    ip = 14 + (f[14] & 15) * 4
+    sport, dport = struct.unpack("!HH", f[ip:ip + 4])
+    if lo <= sport <= hi or lo <= dport <= hi:
+        out.write(f[ip + (f[ip + 12] >> 4) * 4:])
+"""
+
+
+def start_sniffer(node, path):
+    """Root on the host reads every TCP payload to and from node's tree ports on its veth: what
+    a tap on the network sees."""
+    script = pc.SHARED_SRC / "sniffer.py"
+    script.write_text(SNIFFER)
+    index = int(node.removeprefix("node"))
+    proc = subprocess.Popen(["/usr/bin/python3", str(script), f"plc-v{index}", str(path),
+                             "47000", "47999"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "sniffing"
+    return proc
 
 
 FORGER = r"""
@@ -635,6 +693,154 @@ def test_forged_refusals_change_nothing(workdir, env_bundle):
     assert answered >= 1, "the forger was not asked"
     lines = stage_lines(watch, job, 2)
     assert all(f["mode"] == "tree" and f["outcome"] == "staged" for f in lines.values()), lines
+
+
+SUBSTITUTE = r"""
+import hashlib, socket, struct, subprocess, sys
+listen_port, real_port, job, sub_path, count = (int(sys.argv[1]), int(sys.argv[2]),
+                                                int(sys.argv[3]), sys.argv[4], sys.argv[5])
+sub = open(sub_path, "rb").read()
+key = b"0" * 16  # the session key is inside the HELLO, which MUNGE keeps from this user
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", listen_port))
+srv.listen(8)
+print("listening", flush=True)
+
+def recv_exact(c, n):
+    b = b""
+    while len(b) < n:
+        d = c.recv(n - len(b))
+        if not d:
+            raise OSError("closed")
+        b += d
+    return b
+
+def binding(c):
+    (cip, cport), (pip, pport) = c.getpeername(), c.getsockname()
+    return hashlib.sha256(f"{cip} {cport} {pip} {pport}".encode()).digest()
+
+def name(n):
+    return bytes([len(n)]) + n
+
+def credential(role, size, digest, bind):
+    # A claim of the current version, right in every field but its maker: this user.
+    payload = (b"PLAC" + bytes([3, role, 1, 0]) + struct.pack("!I", job) + key +
+               struct.pack("!Q", size) + digest + bind + b"\x11" * 32 +
+               name(b"node1") + name(b"node2"))
+    cred = subprocess.run(["munge"], input=payload, capture_output=True, check=True).stdout.strip()
+    return struct.pack("!H", len(cred)) + cred
+
+def frames():
+    header = b"PYLT" + bytes([1, 1, 0, 0]) + struct.pack("!I", job) + key
+    header += bytes([2, 0]) + struct.pack("!HQ", 0, 2**64 - 1)
+    out = [header]
+    for i in range(0, len(sub), 1 << 20):
+        chunk = sub[i:i + (1 << 20)]
+        out.append(b"D\x00\x00\x00" + struct.pack("!I", len(chunk)) + chunk)
+    table = struct.pack("!Q", len(sub)) + hashlib.sha256(sub).digest()
+    session = hashlib.sha256(header + table).digest()
+    out.append(b"E\x00" + struct.pack("!HI", 1, len(table) + 32) + table + session)
+    return header, b"".join(out), session
+
+n = 0
+while True:
+    c, _ = srv.accept()
+    try:
+        hello = recv_exact(c, 2)
+        hello += recv_exact(c, struct.unpack("!H", hello)[0])
+        # Relay it first: were the parent to answer, its OPEN would be passed on and the
+        # stream replaced.
+        u = socket.create_connection(("127.0.0.1", real_port))
+        u.settimeout(3)
+        u.sendall(hello)
+        try:
+            reply = u.recv(65536)
+        except OSError:
+            reply = b""
+        header, stream, session = frames()
+        bind = binding(c)
+        if reply[:1] == b"O":
+            c.sendall(reply)
+        else:
+            c.sendall(b"O" + credential(2, 0, hashlib.sha256(header).digest(), bind))
+        c.sendall(stream + credential(3, len(sub), session, bind))
+        c.recv(1)
+    except OSError:
+        pass
+    c.close()
+    n += 1
+    open(count, "w").write(str(n))
+"""
+
+
+def substitute_tar(path, job, size):
+    """A tar whose bin/conda-unpack, were it ever run, leaves a file in /tmp and in the user's
+    home; padded to size bytes."""
+    work = path.parent / f"{path.name}.d"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "bin").mkdir(parents=True)
+    unpack = work / "bin" / "conda-unpack"
+    unpack.write_text(f"#!/bin/sh\ntouch /tmp/pwned-{job} \"$HOME/pwned-{job}\"\n")
+    unpack.chmod(0o755)
+    (work / "pad.bin").write_bytes(b"\0" * max(0, size - 10240))
+    with tarfile.open(path, "w") as tar:
+        tar.add(work, arcname=".")
+    shutil.rmtree(work)
+    path.chmod(0o644)
+
+
+def test_a_squatter_substituting_its_own_stream_gets_nothing_run(workdir, marked_app):
+    """Another user's process on node1 takes the job's home port, relays node2's HELLO to node1's
+    real port (refused) and answers node2 itself: an OPEN, a whole session of frames it made of
+    its own tar (same size, digests right, a bin/conda-unpack that leaves a file) and a SEAL,
+    its credentials right in every field of the claim but their maker. node2 refuses the OPEN,
+    moves on to node1's real port and is staged by the tree; nothing of the substitute is
+    extracted or run."""
+    pc.ensure_other_user()
+    other = pwd.getpwnam(pc.OTHER_USER)
+    tree_config()
+    watch = pc.LogWatch()
+    job = sbatch_held(workdir, 2, pc.SHARED / marked_app.name,
+                      "srun sha256sum $PYLAUNCH_ROOT/secret.txt")
+    script = pc.SHARED_SRC / "substitute.py"
+    script.write_text(SUBSTITUTE)
+    script.chmod(0o644)
+    sub = pc.SHARED_SRC / "substitute.tar"
+    substitute_tar(sub, job, len(MARKER) * 100 + 10240)
+    count = pathlib.Path(f"/tmp/pylaunch-substitute-{job}")
+    count.unlink(missing_ok=True)
+    count.touch()
+    os.chown(count, other.pw_uid, other.pw_gid)
+    home = pathlib.Path(pwd.getpwnam(pc.TEST_USER).pw_dir)
+    pwned = [pathlib.Path(f"/tmp/pwned-{job}"), home / f"pwned-{job}"]
+    squatter = subprocess.Popen(["bash", str(pc.CLUSTER_SH), "exec", "node1", "setpriv",
+                                 f"--reuid={other.pw_uid}", f"--regid={other.pw_gid}",
+                                 "--clear-groups", "/usr/bin/python3", str(script),
+                                 str(home_port(job)), str(home_port(job, 1)), str(job), str(sub),
+                                 str(count)],
+                                env=dict(os.environ, CLUSTER_DIR=str(pc.CLUSTER_DIR)),
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert squatter.stdout.readline().strip() == "listening"
+        release(job)
+        assert pc.wait_job_end(job, timeout=120) == "COMPLETED", job_output(workdir, job)
+    finally:
+        squatter.kill()
+        subprocess.run(["pkill", "-u", pc.OTHER_USER, "-f", str(script)], check=False)
+    answered = int(count.read_text() or 0)
+    count.unlink()
+    assert answered >= 1, "the squatter was not asked"
+    assert watch.lines("node2", rf"job {job} on node2: tree: refused the stream of node1: "
+                                rf"credential made by uid {other.pw_uid}, not by root")
+    lines = stage_lines(watch, job, 2)
+    assert all(f["mode"] == "tree" and f["outcome"] == "staged" for f in lines.values()), lines
+    assert_secret_read_on_both(job_output(workdir, job))
+    for node in ("node1", "node2"):
+        for p in pwned:
+            out = subprocess.run(["bash", str(pc.CLUSTER_SH), "exec", node, "test", "-e",
+                                  str(p)], env=dict(os.environ, CLUSTER_DIR=str(pc.CLUSTER_DIR)))
+            assert out.returncode == 1, f"{p} exists on {node}: the substitute ran"
 
 
 # ---------------------------------------------------------------- layers, and no PrologFlags=Alloc

@@ -168,7 +168,12 @@ static void test_payload_round_trip(void **state)
 	claim_of(&c, PL_AUTH_SEAL, "node3", "node7", 123456789012345ull, 0xab);
 	assert_int_equal(pl_auth_payload_encode(&c, buf, sizeof(buf), &len, err, sizeof(err)), 0);
 	assert_int_equal(len, PL_AUTH_PAYLOAD_FIXED + 2 + 5 + 5);
-	assert_memory_equal(buf, "PLAC\x02\x03\x00\x00", 8);
+	assert_memory_equal(buf, "PLAC\x03\x03\x00\x00", 8);
+	/* the channel and the secret travel */
+	c.channel = PL_CHANNEL_AES256GCM;
+	memset(c.secret, 0x5a, sizeof(c.secret));
+	assert_int_equal(pl_auth_payload_encode(&c, buf, sizeof(buf), &len, err, sizeof(err)), 0);
+	assert_memory_equal(buf, "PLAC\x03\x03\x01\x00", 8);
 	assert_int_equal(pl_auth_payload_decode(buf, len, &back, err, sizeof(err)), 0);
 	assert_memory_equal(&back, &c, sizeof(c));
 
@@ -213,7 +218,7 @@ static void test_payload_encode_refusals(void **state)
 	memset(c.receiver, 'r', sizeof(c.receiver)); /* no terminating NUL at all */
 	assert_encode_refused(&c, PL_AUTH_PAYLOAD_MAX, "claim with a malformed node name");
 	claim_of(&c, PL_AUTH_OPEN, "a", "b", 0, 0);
-	assert_encode_refused(&c, 70, "claim needs 104 bytes, the buffer has 70");
+	assert_encode_refused(&c, 70, "claim needs 136 bytes, the buffer has 70");
 }
 
 static void assert_decode_refused(const uint8_t *buf, size_t len, const char *want)
@@ -246,10 +251,11 @@ static void test_payload_decode_refusals(void **state)
 		buf[at] = (value);                                                                 \
 		assert_decode_refused(buf, len, want);                                             \
 	} while (0)
-	MUTATED(4, 1, "claim version 1 (this node speaks 2)");
+	MUTATED(4, 2, "claim version 2 (this node speaks 3)");
+	MUTATED(6, 2, "malformed claim: unknown channel 2");
 	MUTATED(5, 0, "malformed claim: unknown role 0");
 	MUTATED(5, 5, "malformed claim: unknown role 5");
-	MUTATED(7, 1, "malformed claim: reserved bytes are not zero");
+	MUTATED(7, 1, "malformed claim: reserved byte is not zero");
 	MUTATED(12, 'G', "malformed claim: bad session key");
 	MUTATED(PL_AUTH_PAYLOAD_FIXED, 200, "malformed claim: sender name cut short");
 	MUTATED(PL_AUTH_PAYLOAD_FIXED, 0, "malformed claim: bad sender name");
@@ -358,6 +364,13 @@ static void test_verify_refusals(void **state)
 		assert_verify_fails(&c, &want, "OPEN claim made for another connection (relayed?)");
 		want.binding = NULL;
 	}
+
+	/* A node of the other kind of build: one end would speak in clear. */
+	claim_of(&c, PL_AUTH_OPEN, "node2", "node5", 0, 0);
+	c.channel = PL_CHANNEL_AES256GCM;
+	assert_verify_fails(&c, &want,
+			    "OPEN claim from node node2, whose tree stream is encrypted, this "
+			    "node's in clear (one of them built with --disable-tree-cipher)");
 
 	memset(digest, 0x44, sizeof(digest));
 	want.check_content = true;
@@ -528,14 +541,22 @@ static char *make_as_nobody(const struct pl_auth_backend *real, const struct pl_
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		char *cred = NULL, err[ERRLEN];
+		char *cred = NULL, err[ERRLEN] = "";
+		uint8_t payload[PL_AUTH_PAYLOAD_MAX];
+		size_t len;
 
 		close(fds[0]);
+		free(text); /* the parent's */
+
+		/* munge_encode() itself, as a user's own tool would: no uid restriction. */
 		if (setgid(65534) == 0 && setuid(65534) == 0 &&
-		    pl_auth_make(real, c, &cred, err, sizeof(err)) == 0)
+		    pl_auth_payload_encode(c, payload, sizeof(payload), &len, err, sizeof(err)) ==
+			0 &&
+		    munge_encode(&cred, real->ctx, payload, (int)len) == EMUNGE_SUCCESS)
 			(void)!write(fds[1], cred, strlen(cred));
 		else
 			fprintf(stderr, "as nobody: %s\n", err);
+		free(cred);
 		_exit(0);
 	}
 	close(fds[1]);
@@ -544,6 +565,40 @@ static char *make_as_nobody(const struct pl_auth_backend *real, const struct pl_
 	close(fds[0]);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	return text;
+}
+
+/* munge_decode() of cred as uid nobody, in a child: its munge error code (0: decoded), and
+ * whether a payload came back. */
+static int decode_as_nobody(munge_ctx_t ctx, const char *cred, bool *got_payload)
+{
+	int fds[2], status;
+	uint8_t res[2] = {255, 1};
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		void *payload = NULL;
+		int len = 0;
+		uid_t uid;
+		gid_t gid;
+
+		close(fds[0]);
+		if (setgid(65534) == 0 && setuid(65534) == 0) {
+			res[0] = (uint8_t)munge_decode(cred, ctx, &payload, &len, &uid, &gid);
+			res[1] = payload != NULL && len > 0;
+			free(payload);
+		}
+		(void)!write(fds[1], res, sizeof(res));
+		_exit(0);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], res, sizeof(res)), 2);
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	*got_payload = res[1];
+	return res[0];
 }
 
 static void test_real_munge(void **state)
@@ -602,6 +657,19 @@ static void test_real_munge(void **state)
 		assert_int_equal(pl_auth_verify(&real, cred, &want, &got, err, sizeof(err)), -1);
 		assert_string_equal(
 		    err, "credential made by uid 65534, not by root or SlurmUser (uid 64030)");
+		free(cred);
+
+		/* Root's credential (with the channel's secret) is for root alone: another user
+		 * (a squatter handed a HELLO) gets neither the payload nor a valid decode. */
+		bool got_payload = true;
+
+		memset(c.secret, 0x77, sizeof(c.secret));
+		assert_int_equal(pl_auth_make(&real, &c, &cred, err, sizeof(err)), 0);
+		assert_int_equal(decode_as_nobody(ctx, cred, &got_payload),
+				 EMUNGE_CRED_UNAUTHORIZED);
+		assert_false(got_payload);
+		assert_int_equal(pl_auth_verify(&real, cred, &want, &got, err, sizeof(err)), 0);
+		assert_memory_equal(got.secret, c.secret, sizeof(c.secret));
 		free(cred);
 	}
 	munge_ctx_destroy(ctx);
