@@ -540,6 +540,8 @@ def cipher_plan(args):
         why = args.cipher_absent or "no --plugin-nocipher given"
         print(f"cipher cost: not measured ({why})", file=sys.stderr)
         return {"measured": False, "why": why, "staged_ratio_median": None, "cpu_s_per_node_per_gb_median": None}
+    if not os.path.isfile(args.plugin_nocipher):
+        sys.exit(f"fanout: --plugin-nocipher {args.plugin_nocipher}: not built")
     return {"measured": True, "plugin_nocipher": args.plugin_nocipher, "target_ratio": 1.05,
             "micro": load_micro(os.path.join(args.out, "tree_cipher.json"))}
 
