@@ -486,3 +486,34 @@ def config_text(extra=""):
     """The site configuration of every benchmark job; `extra` adds YAML sections (tree: ...)."""
     return ("stage:\n  dir: /dev/shm/pylaunch\n"
             f"monitor:\n  default: off\n  hook_dir: {os.path.join(REPO, 'share')}\n" + extra)
+
+
+class OpenWatch:
+    """Opens of one file on a local disk by any process of any node (inotify watches the inode,
+    whatever the mount namespace), each stamped with the time it was seen: an open before the
+    job's first prolog started is srun's check of the archive at submission, the rest the nodes'."""
+
+    def __init__(self, path):
+        self.times = []
+        self.proc = subprocess.Popen(["stdbuf", "-oL", "inotifywait", "-m", "-e", "open", "--format", "%e",
+                                      path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in self.proc.stderr:  # "Watches established." once it counts
+            if "established" in line:
+                break
+        else:
+            raise RuntimeError(f"inotifywait {path}: did not start")
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if "OPEN" in line:
+                self.times.append(time.time())
+
+    def stop(self):
+        """Every open's time (epoch seconds), once the last events have arrived."""
+        time.sleep(0.3)
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.reader.join(timeout=10)
+        return list(self.times)
