@@ -313,6 +313,15 @@ static void remove_incomplete(struct pl_cache *c)
 	closedir(dir);
 }
 
+/* The cache turned off and emptied: the stage directory looks as it did without it. */
+static void remove_cache_dirs(int basefd)
+{
+	char err[256];
+
+	pl_purge_at(basefd, PL_CACHE_VIEW, false, 0, NULL, err, sizeof(err));
+	pl_purge_at(basefd, PL_CACHE_DIR, false, 0, NULL, err, sizeof(err));
+}
+
 void pl_cache_job_end(const struct pl_config *cfg, int basefd, uint32_t job_id)
 {
 	struct pl_cache_list l;
@@ -320,13 +329,18 @@ void pl_cache_job_end(const struct pl_config *cfg, int basefd, uint32_t job_id)
 	char err[256];
 	uint64_t bytes = 0;
 	size_t n = 0, evicted = 0;
-	bool fits;
+	struct stat st;
+	bool fits, locked;
 
+	/* Off and never on since the last reboot: nothing to do, nothing made. */
+	if (!cfg->cache_enabled && fstatat(basefd, PL_CACHE_DIR, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
 	if (pl_cache_open(basefd, &c, err, sizeof(err)) < 0) {
 		pl_error("epilog job %u: node cache: %s", job_id, err);
 		return;
 	}
-	if (pl_cache_lock(&c) == 0) {
+	locked = pl_cache_lock(&c) == 0;
+	if (locked) {
 		pl_cache_release(&c, job_id);
 		remove_incomplete(&c);
 		if (cfg->cache_enabled)
@@ -340,6 +354,8 @@ void pl_cache_job_end(const struct pl_config *cfg, int basefd, uint32_t job_id)
 		}
 	}
 	pl_cache_close(&c);
+	if (!cfg->cache_enabled && locked && n == 0)
+		remove_cache_dirs(basefd);
 	if (n || evicted)
 		pl_info("epilog job %u: cache holds %zu trees, %.1f MiB (%zu evicted)", job_id, n,
 			(double)bytes / (1024.0 * 1024.0), evicted);
