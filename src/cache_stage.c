@@ -63,18 +63,19 @@ static int open_dir(int dirfd, const char *name, int flags)
 	return openat(dirfd, name, flags | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-/* The view is mounted when its t is the root of another mount than .view's. */
+/* The view is mounted when its t is the root of a mount (a bind mount of the same file system
+ * keeps the device number: only the kernel's mount flag tells). */
 static bool view_mounted(struct pl_cache *c, const char *name)
 {
-	struct stat view, t;
+	struct statx stx;
 	int vfd = open_dir(c->viewfd, name, O_RDONLY);
 	bool mounted;
 
 	if (vfd < 0)
 		return false;
-	mounted = fstat(vfd, &view) == 0 &&
-		  fstatat(vfd, VIEW_MOUNT, &t, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(t.st_mode) &&
-		  t.st_dev != view.st_dev;
+	mounted = statx(vfd, VIEW_MOUNT, AT_SYMLINK_NOFOLLOW, STATX_TYPE, &stx) == 0 &&
+		  (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+		  (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) && S_ISDIR(stx.stx_mode);
 	close(vfd);
 	return mounted;
 }
@@ -96,12 +97,11 @@ static bool try_hit(struct pl_cache_ticket *t)
 	return pl_cache_mark(&t->c, t->name, t->job_id) == 0;
 }
 
-/* The user's view directory, where the user stages (a leftover of a killed staging goes). */
+/* The user's view directory, where the user stages. One left by an adoption that failed may
+ * still hold a running job's tree: then this staging goes on without the cache, and the epilog
+ * that finds it unused removes it (remove_incomplete). */
 static int make_view(struct pl_cache_ticket *t)
 {
-	char err[256];
-
-	pl_purge_at(t->c.viewfd, t->name, false, 0, NULL, err, sizeof(err));
 	if (mkdirat(t->c.viewfd, t->name, 0700) < 0 ||
 	    fchownat(t->c.viewfd, t->name, t->user.uid, t->user.gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return -1;
@@ -262,7 +262,7 @@ void pl_cache_end(const struct pl_config *cfg, struct pl_cache_ticket *t, bool o
 			       "removed at the job's end)",
 			       t->job_id, t->root);
 	} else {
-		pl_cache_release(&t->c, t->job_id);
+		/* Markers included: no other job holds an entry that was never complete. */
 		pl_cache_remove(&t->c, t->name, err, sizeof(err));
 	}
 	if (entryfd >= 0)
