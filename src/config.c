@@ -185,6 +185,23 @@ static const struct key config_keys[] = {
      .offset = CFG(policy_min_nodes),
      .min = 1,
      .max = 1000000},
+    {.name = "cache.enabled", .type = T_BOOL, .def = "false", .offset = CFG(cache_enabled)},
+    {.name = "cache.max_size",
+     .type = T_SIZE64,
+     .def = "8G",
+     .offset = CFG(cache_max_size),
+     .min = MIB,
+     .max = MIB * MIB * 1024},
+    {.name = "cache.max_entries",
+     .type = T_UINT,
+     .def = "16",
+     .offset = CFG(cache_max_entries),
+     .min = 1,
+     .max = 100000},
+    {.name = "cache.verify_digest",
+     .type = T_BOOL,
+     .def = "false",
+     .offset = CFG(cache_verify_digest)},
 };
 
 static const struct key file_sink_keys[] = {

@@ -62,6 +62,10 @@ struct pl_config {
 	enum pl_auto_bool tree_prolog_alloc;
 	char *policy_default_bundle; /* policy.default_bundle: "" (none), a name in bundles */
 	unsigned policy_min_nodes;   /* policy.min_nodes: 2, jobs it applies to */
+	bool cache_enabled;	     /* cache.enabled: false (cache.h, the node cache) */
+	uint64_t cache_max_size;     /* cache.max_size: 8G, bytes of cached trees per node */
+	unsigned cache_max_entries;  /* cache.max_entries: 16, cached trees per node */
+	bool cache_verify_digest;    /* cache.verify_digest: false (true: hash the bundles) */
 };
 
 /* Fills cfg with the built-in defaults; cfg need not be initialised. Should an allocation fail,

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache_stage.h"
 #include "env_kind.h"
 #include "env_prepare.h"
 #include "extract.h"
@@ -23,6 +24,7 @@
 
 #define STATUS_OK "ok"
 #define STATUS_ERROR "error "
+#define STATUS_ROOT " root="
 /* In .state/<jobid>: what the job's stagings on this node took ("BYTES ENTRIES"), and the
  * lock they take turns on (keys are 16 hex digits: no clash). */
 #define USAGE_FILE "usage"
@@ -250,6 +252,10 @@ static void tree_path(const struct pl_config *cfg, uint32_t job_id, const char *
 static void result_from_status(const char *status, struct pl_stage_result *res)
 {
 	res->ok = strncmp(status, STATUS_OK, strlen(STATUS_OK)) == 0;
+	/* A tree of the node cache is not under the job's directory. */
+	if (res->ok && strncmp(status, STATUS_OK STATUS_ROOT, strlen(STATUS_OK STATUS_ROOT)) == 0)
+		snprintf(res->root, sizeof(res->root), "%.*s", (int)(sizeof(res->root) - 1),
+			 status + strlen(STATUS_OK STATUS_ROOT));
 	if (!res->ok)
 		snprintf(res->message, sizeof(res->message), "%.*s",
 			 (int)(sizeof(res->message) - 1),
@@ -263,7 +269,7 @@ struct stage_report {
 	const char *mode;    /* tree, direct */
 	const char *role;    /* root, interior, leaf; single when direct */
 	const char *parent;  /* the node that served the stream, "-" */
-	const char *outcome; /* staged, reattached, direct (fell back), failed */
+	const char *outcome; /* staged, reattached, direct (fell back), cached, failed */
 	uint64_t bytes;	     /* stream bytes received (tree) */
 	long long shared;    /* bytes read from the shared file system, -1 unknown */
 	const char *reason;  /* why the tree was not used or was left */
@@ -333,6 +339,37 @@ static void stage_direct(const struct pl_config *cfg, const struct pl_user *user
 		*shared = read_count(fds[0]);
 	}
 	close(fds[0]);
+}
+
+/* The direct path with the node cache (cache_stage.h): a hit stages nothing, a miss stages into
+ * the cache's view of the entry and hands the tree to the cache. */
+static void stage_direct_cached(const struct pl_config *cfg, int basefd, uint32_t job_id,
+				const struct pl_user *user, const struct pl_bundle_list *list,
+				struct pl_stage_result *res, struct stage_report *r)
+{
+	struct pl_cache_ticket t;
+	char why[PL_ERRLEN];
+
+	if (!cfg->cache_enabled ||
+	    pl_cache_begin(cfg, basefd, job_id, user, list, &t, why, sizeof(why)) < 0) {
+		if (cfg->cache_enabled)
+			pl_info("job %u: node cache %s", job_id, why);
+		stage_direct(cfg, user, list, cfg->stage_timeout, res, &r->shared);
+		return;
+	}
+	snprintf(res->root, sizeof(res->root), "%s", t.root);
+	if (t.hit) {
+		res->ok = true;
+		snprintf(res->message, sizeof(res->message), "%s", t.summary);
+		r->outcome = "cached";
+		r->shared = (long long)t.shared_bytes;
+		pl_cache_done(&t);
+		return;
+	}
+	stage_direct(cfg, user, list, cfg->stage_timeout, res, &r->shared);
+	if (r->shared >= 0)
+		r->shared += (long long)t.shared_bytes;
+	pl_cache_end(cfg, &t, res->ok, res->message);
 }
 
 /* The tree needs Slurm's word that this node is one of them, and more than one node. */
@@ -416,7 +453,7 @@ static void stage_now(const struct pl_config *cfg, int basefd, uint32_t job_id,
 	if (pl_stage_job_dir(basefd, job_id, user, res->message, sizeof(res->message)) == 0) {
 		r.reason = tree_refusal(cfg, peers, &hl, &self, why, sizeof(why));
 		if (r.reason) {
-			stage_direct(cfg, user, &list, cfg->stage_timeout, res, &r.shared);
+			stage_direct_cached(cfg, basefd, job_id, user, &list, res, &r);
 		} else {
 			struct pl_tree_plan plan = {.cfg = cfg,
 						    .context = peers->context,
@@ -510,10 +547,10 @@ static void explain_cap(const struct pl_config *cfg, const struct usage *u,
 
 static void record_status(int statefd, const char *key, const struct pl_stage_result *res)
 {
-	char text[PL_ERRLEN + 16];
+	char text[PL_ERRLEN + PATH_MAX];
 
-	snprintf(text, sizeof(text), "%s%s", res->ok ? STATUS_OK : STATUS_ERROR,
-		 res->ok ? "" : res->message);
+	snprintf(text, sizeof(text), "%s%s%s", res->ok ? STATUS_OK : STATUS_ERROR,
+		 res->ok ? STATUS_ROOT : "", res->ok ? res->root : res->message);
 	if (pl_stage_status_write(statefd, key, text) < 0)
 		pl_error_errno(errno, "cannot record the staging status of %s", key);
 }
@@ -522,7 +559,7 @@ int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct p
 		    const char *bundles, const char *key, const struct pl_stage_peers *peers,
 		    struct pl_stage_result *res)
 {
-	char status[PL_ERRLEN + 16];
+	char status[PL_ERRLEN + PATH_MAX];
 	struct pl_config capped;
 	struct usage used;
 	int basefd = -1;
@@ -600,5 +637,6 @@ void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct p
 	if (fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		pl_error("epilog job %u: %s is left behind for a later sweep", job_id,
 			 work.job_dir);
+	pl_cache_job_end(cfg, basefd, job_id);
 	close(basefd);
 }

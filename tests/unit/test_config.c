@@ -201,9 +201,9 @@ static void test_key_names_list_the_schema(void **state)
 	(void)state;
 	while (pl_config_key_name(n))
 		n++;
-	assert_int_equal(n, 25);
+	assert_int_equal(n, 29);
 	assert_string_equal(pl_config_key_name(0), "debug");
-	assert_string_equal(pl_config_key_name(n - 1), "policy.min_nodes");
+	assert_string_equal(pl_config_key_name(n - 1), "cache.verify_digest");
 	assert_string_equal(pl_sink_type_name(PL_SINK_FILE), "file");
 	assert_string_equal(pl_sink_type_name(PL_SINK_SYSLOG), "syslog");
 }
@@ -560,9 +560,9 @@ static void test_error_message_has_the_documented_form(void **state)
 static void test_unknown_keys_at_every_level(void **state)
 {
 	(void)state;
-	expect_error(
-	    "debug: no\nfoo: 1\n", "2: foo",
-	    "unknown key (expected one of: debug, stage, epilog, tree, monitor, bundles, policy)");
+	expect_error("debug: no\nfoo: 1\n", "2: foo",
+		     "unknown key (expected one of: debug, stage, epilog, tree, monitor, bundles, "
+		     "policy, cache)");
 	expect_error(
 	    "tree:\n  fanot: 4\n", "2: tree.fanot",
 	    "unknown key (expected one of: enabled, fanout, ports, connect_timeout, stall_timeout, "
@@ -584,9 +584,9 @@ static void test_unknown_key_is_shown_safely(void **state)
 	/* cut to 64 characters and marked */
 	memset(where + 3, 'k', 64);
 	strcpy(where + 67, "...");
-	expect_error(
-	    long_key, where,
-	    "unknown key (expected one of: debug, stage, epilog, tree, monitor, bundles, policy)");
+	expect_error(long_key, where,
+		     "unknown key (expected one of: debug, stage, epilog, tree, monitor, bundles, "
+		     "policy, cache)");
 	expect_error("\"a\\nb\": 1\n", "1: a?b", "unknown key");
 }
 
@@ -1117,13 +1117,13 @@ static void test_set_unknown_keys(void **state)
 			 "tree.store_and_forward, tree.prolog_alloc)");
 	assert_set_fails("fanout", "4",
 			 "plugstack argument 'fanout=4': unknown key (expected one of: debug, "
-			 "stage.*, epilog.*, tree.*, monitor.*, bundles, policy.*)");
+			 "stage.*, epilog.*, tree.*, monitor.*, bundles, policy.*, cache.*)");
 	assert_set_fails("", "4",
 			 "plugstack argument '=4': unknown key (expected one of: debug, stage.*, "
-			 "epilog.*, tree.*, monitor.*, bundles, policy.*)");
+			 "epilog.*, tree.*, monitor.*, bundles, policy.*, cache.*)");
 	assert_set_fails("debug.x", "4",
 			 "plugstack argument 'debug.x=4': unknown key (expected one of: debug, "
-			 "stage.*, epilog.*, tree.*, monitor.*, bundles, policy.*)");
+			 "stage.*, epilog.*, tree.*, monitor.*, bundles, policy.*, cache.*)");
 }
 
 static void test_set_shows_values_safely(void **state)
