@@ -234,10 +234,12 @@ int pl_cache_identity(const struct pl_bundle_list *list, bool digest, char *out,
 	uint8_t d[PL_SHA256_LEN];
 	char hex[PL_SHA256_HEX_LEN + 1];
 	struct stat st;
+	const char *tag = digest ? "pylaunch-cache-1 digest" : "pylaunch-cache-1 stat";
 
 	*bytes_read = 0;
 	pl_sha256_init(&ctx);
-	pl_sha256_update(&ctx, digest ? "pylaunch-cache-1 digest" : "pylaunch-cache-1 stat", 24);
+	/* The trailing NUL goes in too, so one tag can never be a prefix of the other. */
+	pl_sha256_update(&ctx, tag, strlen(tag) + 1);
 	for (size_t i = 0; i < list->n; i++) {
 		const char *p = list->paths[i];
 
