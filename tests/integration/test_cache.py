@@ -117,9 +117,11 @@ def test_job_array_stages_once_per_node_and_reads_the_bundle_once_per_node(workd
     assert all(re.fullmatch(r"/dev/shm/pylaunch/\.view/[0-9a-f]{64}/t", r) for r in roots), roots
     for r in reports:
         assert json.loads(r)["prefix"] == json.loads(r)["root"]
-    # One read of the bundle per node, none by the tasks that found it cached.
-    assert stats["read_bytes_by_path"].get(bundle.name, 0) == 2 * size, stats
+    # One open of the bundle per node, none by the tasks that found it cached. Bytes are
+    # bounded, not exact: the suite's slowfs has no direct_io and the simulated nodes share
+    # this machine's page cache, so the second node may find some of the first node's pages.
     assert stats["opens_by_path"].get(bundle.name, 0) == 2, stats
+    assert size <= stats["read_bytes_by_path"].get(bundle.name, 0) <= 2 * size, stats
 
 
 def test_changed_bundle_is_staged_anew(workdir):
