@@ -394,9 +394,10 @@ def test_interior_node_cut_off_for_seconds(workdir, big_bundle):
 # ---------------------------------------------------------------- who may talk to a tree
 
 def claim(job, key, sender, receiver, role=1):
-    """A HELLO claim as src/tree_auth.c encodes it (version 2: digest, then channel binding)."""
-    fixed = b"PLAC" + bytes([2, role, 0, 0]) + struct.pack(">I", job) + key.encode() + \
-        struct.pack(">Q", 0) + bytes(32) + bytes(32)
+    """A HELLO claim as src/tree_auth.c encodes it (version 3: AES-256-GCM channel; digest,
+    channel binding, then the sender's cipher secret)."""
+    fixed = b"PLAC" + bytes([3, role, 1, 0]) + struct.pack(">I", job) + key.encode() + \
+        struct.pack(">Q", 0) + bytes(32) + bytes(32) + bytes(32)
     return fixed + bytes([len(sender)]) + sender.encode() + bytes([len(receiver)]) + \
         receiver.encode()
 
