@@ -46,6 +46,9 @@ def cache_on():
     pc.write_site_config(pc.GOOD_CONFIG)
     out = pc.as_user(["srun", "-N3", "true"])
     assert out.returncode == 0, out.stderr
+    # srun returns before the epilogs end (on 24.11 visibly so): wait until no job is left,
+    # COMPLETING included.
+    assert pc.wait_idle()
     for node in pc.node_names():
         left = pc.cluster("exec", node, "sh", "-c", "ls -A /dev/shm/pylaunch; true").stdout.split()
         assert ".cache" not in left and ".view" not in left, (node, left)
