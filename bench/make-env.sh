@@ -154,7 +154,8 @@ packages: $closure
 use: PYTHONHOME=PREFIX LD_LIBRARY_PATH=PREFIX/lib PREFIX/bin/python3
 EOF
 
-# --- check: the packages import, and nothing of /usr's Python is read
+# --- check: the packages import, and nothing of /usr's Python is read (the C library's own
+# libraries, $glibc above, are the node's: numpy loads libmvec from Debian 13 on)
 mods=()
 for p in "${pkgs[@]}"; do
 	m=${p#python3-}
@@ -167,7 +168,7 @@ if command -v strace >/dev/null; then
 	log=$(mktemp)
 	strace -f -qq -e trace=openat,open,stat,newfstatat,execve -o "$log" "${run[@]}"
 	leaks=$(grep -E '"/usr/lib/python3|"/usr/lib/'"$arch"'/[^"]*\.so' "$log" | grep -v ' = -1 ' |
-		grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux-x86-64)\.so' || true)
+		grep -vE '/(libc|libm|libdl|libpthread|librt|libutil|libresolv|libanl|libnsl|libBrokenLocale|libmvec|ld-linux-x86-64|ld-linux)\.so' || true)
 	rm -f "$log"
 	if [ -n "$leaks" ]; then
 		echo "make-env.sh: $code read files outside $dest:" >&2
