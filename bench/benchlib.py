@@ -485,7 +485,7 @@ def run_and_save(res, out_json, out_png, run, derive, plot):
 def config_text(extra=""):
     """The site configuration of every benchmark job; `extra` adds YAML sections (tree: ...)."""
     return ("stage:\n  dir: /dev/shm/pylaunch\n"
-            f"monitor:\n  default: off\n  hook_dir: {os.path.join(REPO, 'share')}\n" + extra)
+            f"monitor:\n  default: off\n  hook_dir: {os.path.join(REPO, 'share', 'monitor')}\n" + extra)
 
 
 class OpenWatch:

@@ -32,7 +32,7 @@ stage:
   dir: /dev/shm/pylaunch
 monitor:
   default: off
-  hook_dir: {REPO / "share"}
+  hook_dir: {REPO / "share" / "monitor"}
   sinks:
     - type: file
       path: {SINK_FILE}

@@ -174,7 +174,7 @@ def test_job_container_tmpfs_tasks_see_the_staged_tree(workdir, env_bundle, rest
     """job_container/tmpfs (namespace/tmpfs from 25.11) gives the job a private /tmp and /dev/shm;
     a stage.dir outside them (a node tmpfs at /run/pylaunch) is what the tasks see."""
     reboot(restore_cluster, JOB_CONTAINER="tmpfs")
-    pc.write_site_config(CONTAINER_CONFIG.format(hook_dir=pc.REPO / "share", sink=pc.SINK_FILE))
+    pc.write_site_config(CONTAINER_CONFIG.format(hook_dir=pc.REPO / "share" / "monitor", sink=pc.SINK_FILE))
     job = sbatch(workdir, "srun python3 -c 'import sys, os; print(\"prefix\", sys.prefix); "
                  "print(\"shm\", sorted(os.listdir(\"/dev/shm\")))'",
                  "-N2", "--ntasks-per-node=1", f"--pybundle={env_bundle}", "--pymonitor")

@@ -1,4 +1,4 @@
-/* Unit tests of src/monitor_collect.c: the import logs as the hook writes them, as a
+/* Unit tests of src/monitor/monitor_collect.c: the import logs as the hook writes them, as a
  * hostile user could write them, and their aggregation per job and node. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests of src/monitor_record.c: JSON escaping of whatever user processes wrote,
+/* Unit tests of src/monitor/monitor_record.c: JSON escaping of whatever user processes wrote,
  * the record of a job on a node, staff membership and the job's metadata. */
 #include <setjmp.h>
 #include <stdarg.h>

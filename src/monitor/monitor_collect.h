@@ -1,5 +1,5 @@
 /* --pymonitor, epilog side: reads the per-process import logs the hook
- * (share/sitecustomize.py) wrote into the job's spool on this node, and
+ * (share/monitor/sitecustomize.py) wrote into the job's spool on this node, and
  * aggregates them into what one record per job and node reports.
  *
  * Every log is the user's: it may be truncated (a process killed in the middle of
