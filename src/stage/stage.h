@@ -44,27 +44,6 @@ struct pl_stage_result {
 int pl_stage_ensure(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user,
 		    const char *bundles, const char *key, const struct pl_stage_peers *peers,
 		    struct pl_stage_result *res);
-/* How a staged tree is filled, as the user: fn extracts the bundles beneath dirfd (within lim,
- * adding to stats and to *bytes_read what the shared file system gave), or fails with "WHAT:
- * reason" in msg. */
-typedef int (*pl_stage_fill_fn)(void *ctx, int dirfd, const struct pl_extract_limits *lim,
-				struct pl_extract_stats *stats, uint64_t *bytes_read, char *msg,
-				size_t len);
-struct pl_stage_fill {
-	pl_stage_fill_fn fn;
-	void *ctx;
-	uint64_t max_bytes;
-	uint64_t max_entries;
-	size_t nbundles;
-};
-
-/* As the user: makes tree anew (replacing what a killed staging left), fills it, applies the
- * directory modes, runs a conda-pack bundle's bin/conda-unpack, and leaves a summary in msg;
- * on failure removes the tree and leaves the reason. *bytes_read (if not NULL): what fill
- * counted. */
-int pl_stage_make_tree(const char *tree, const struct pl_stage_fill *fill, uint64_t *bytes_read,
-		       char *msg, size_t len);
-
 /* Removes everything the job staged on this node by deadline_ms (CLOCK_MONOTONIC ms,
  * pl_purge_now_ms); logs what it could not, which a later epilog's sweep removes. */
 void pl_stage_purge(const struct pl_config *cfg, uint32_t job_id, const struct pl_user *user,

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "tree_bind.h"
+#include "tree_down.h"
 #include "tree_net.h"
 #include "tree_node.h"
 

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "extract.h"
-#include "stage.h"
+#include "stage_tree.h"
 
 #define READ_SIZE (256 * 1024)
 

@@ -1,7 +1,8 @@
 /* One node's part in a fan-out session, inside the tree process (root, forked by the staging
- * code): the state that its upstream side (tree_up.c: the parent, or the root's reader of the
- * shared file system), its downstream side (tree_down.c: the children and whoever re-attaches)
- * and its own extraction share, and the loop that drives them (tree_node.c).
+ * code): the state that its upstream side (tree_up.h: the parent, or the root's reader of the
+ * shared file system), its downstream side (tree_down.h: the children and whoever re-attaches)
+ * and its own extraction share, and the node's interface, the only way the two halves reach each
+ * other (tree_node.c). The loop that drives them is tree_run.c.
  *
  * Internal to the tree: the rest of the plugin uses tree_stage.h. */
 #ifndef PL_TREE_NODE_H
@@ -134,6 +135,8 @@ struct pl_node {
 	long long *first_until;
 	uint64_t bytes_out;
 	long long t0;
+	/* What pl_node_abandon does downstream (pl_down_abandon, set by the loop). */
+	void (*abandon_downstream)(struct pl_node *node, bool whole_tree_off, const char *why);
 	double connect_s, first_byte_s;
 };
 
@@ -145,19 +148,8 @@ void pl_text(char *buf, size_t len, const char *fmt, ...) __attribute__((format(
 uint64_t pl_node_keep_from(const struct pl_node *node);
 /* The node's name and a node's. */
 const char *pl_node_name(const struct pl_node *node, size_t i);
-
-/* tree_up.c */
-int pl_up_start(struct pl_node *node, char *err, size_t errlen);
-void pl_up_poll_fd(const struct pl_node *node, int *fd, short *events);
-void pl_up_step(struct pl_node *node, short revents);
-void pl_up_source_end(struct pl_node *node);
-
-/* tree_down.c */
-void pl_down_accept(struct pl_node *node);
-void pl_down_poll_fd(const struct pl_node *node, const struct pl_peer *p, short *events);
-void pl_down_step(struct pl_node *node, struct pl_peer *p, short revents);
-/* The session here is over (broken or given up): tell those waiting and drop the rest. */
-void pl_down_abandon(struct pl_node *node, bool whole_tree_off, const char *why);
-bool pl_down_busy(const struct pl_node *node);
+/* The session here is over (broken or given up): whoever waits downstream is told, the rest
+ * dropped. The upstream side's way to reach the downstream one. */
+void pl_node_abandon(struct pl_node *node, bool whole_tree_off, const char *why);
 
 #endif

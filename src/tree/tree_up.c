@@ -16,6 +16,7 @@
 #include "tree_net.h"
 #include "tree_node.h"
 #include "tree_source.h"
+#include "tree_up.h"
 
 #define RETRY_MS 100
 
@@ -337,7 +338,7 @@ static void refused(struct pl_node *node)
 	pl_text(why, sizeof(why), "refused: %s", up->reason);
 	if (up->reply == PL_REPLY_DIRECT) {
 		up->direct_asked = true;
-		pl_down_abandon(node, true, up->reason);
+		pl_node_abandon(node, true, up->reason);
 		up_fail(node, why);
 	} else {
 		next_ancestor(node, why);
@@ -572,7 +573,7 @@ void pl_up_source_end(struct pl_node *node)
 		pl_text(why, sizeof(why), "reading the bundles: %s",
 			msg[0] ? msg : "the reader stopped early");
 		up->direct_asked = true;
-		pl_down_abandon(node, true, why);
+		pl_node_abandon(node, true, why);
 		up_fail(node, why);
 		return;
 	}
