@@ -38,9 +38,18 @@ static int split(const char *path, struct base_path *bp)
 	return 0;
 }
 
-static int open_dir_nofollow(int at, const char *name)
+int pl_dir_open_nofollow(int at, const char *name)
 {
 	return openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+bool pl_dir_owned_by(int fd, uid_t uid, struct stat *st)
+{
+	if (fstat(fd, st) < 0) {
+		st->st_mode = 0;
+		return false;
+	}
+	return S_ISDIR(st->st_mode) && st->st_uid == uid && !(st->st_mode & 0022);
 }
 
 /* Ours: a directory owned by this process's user, writable by no one else. */
@@ -48,8 +57,7 @@ static bool is_ours(int fd)
 {
 	struct stat st;
 
-	return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
-	       !(st.st_mode & 0022);
+	return pl_dir_owned_by(fd, geteuid(), &st);
 }
 
 static int make_ours_mode(int fd)
@@ -73,7 +81,7 @@ static int make_fresh(int pfd, const struct base_path *bp, char *fresh, size_t l
 				continue;
 			return -1;
 		}
-		fd = open_dir_nofollow(pfd, fresh);
+		fd = pl_dir_open_nofollow(pfd, fresh);
 		if (fd < 0)
 			return -1;
 		if (!is_ours(fd) && fchmod(fd, 0755) < 0) {
@@ -183,7 +191,7 @@ static int reclaim(int pfd, const struct base_path *bp, const char *what, char *
 /* The base, if it is ours (a mode of ours gone wrong is mended): the fd, or -1. */
 static int open_ours(int pfd, const char *name)
 {
-	int fd = open_dir_nofollow(pfd, name);
+	int fd = pl_dir_open_nofollow(pfd, name);
 	struct stat st;
 
 	if (fd < 0)
@@ -240,7 +248,7 @@ int pl_base_dir_open(const char *path, const char *what, int *fd, char *err, siz
 
 int pl_base_dir_open_existing(const char *path)
 {
-	int fd = open_dir_nofollow(AT_FDCWD, path);
+	int fd = pl_dir_open_nofollow(AT_FDCWD, path);
 
 	if (fd >= 0 && !is_ours(fd)) {
 		close(fd);

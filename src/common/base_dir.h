@@ -14,6 +14,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 /* Opens the base path (what: "stage.dir", for messages), creating it 0755 when missing and
  * reclaiming whatever was planted there. Returns 0 and a directory fd, or -1 with one line in
@@ -23,5 +25,13 @@ int pl_base_dir_open(const char *path, const char *what, int *fd, char *err, siz
 /* Opens an existing base without changing anything (for a side that is not root, or that must
  * not create it): -1 with errno ENOENT when missing, EPERM when it is not ours to trust. */
 int pl_base_dir_open_existing(const char *path);
+
+/* The checks every root-owned directory of ours shares (the bases, the spool's and the stage's
+ * directories below them). Opens the directory name under at without following a link: -1 if it
+ * is anything else. */
+int pl_dir_open_nofollow(int at, const char *name);
+/* Whether fd is a directory owned by uid that no one else may write; *st is what fstat said (its
+ * mode is 0, and errno set, when fstat failed). */
+bool pl_dir_owned_by(int fd, uid_t uid, struct stat *st);
 
 #endif

@@ -24,11 +24,6 @@ static void job_dir_name(uint32_t job_id, char *buf, size_t len)
 
 /* ------------------------------------------------------------------ the base */
 
-static int open_dir_nofollow(int at, const char *path)
-{
-	return openat(at, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-}
-
 /* The base directory, checked (and created, or reclaimed from a user who planted it, when
  * create is set: base_dir.h); -1 with errno ENOENT when it does not exist and create is not
  * set (not logged), or after logging. */
@@ -64,7 +59,7 @@ static bool past(long long deadline_ms)
 /* Opens a directory stream on a fresh descriptor of the directory dir_fd names. */
 static DIR *open_stream(int dir_fd, const char *name)
 {
-	int fd = open_dir_nofollow(dir_fd, name);
+	int fd = pl_dir_open_nofollow(dir_fd, name);
 	DIR *d;
 
 	if (fd < 0)
@@ -153,7 +148,7 @@ static int remove_entry(int parent_fd, const char *name, long long deadline_ms)
 
 	if (unlinkat(parent_fd, name, 0) == 0 || errno == ENOENT)
 		return 0;
-	fd = open_dir_nofollow(parent_fd, name);
+	fd = pl_dir_open_nofollow(parent_fd, name);
 	if (fd < 0)
 		return unlinkat(parent_fd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
 	for (;;) {
@@ -263,7 +258,7 @@ static int install_hook(int job_fd, const char *source_dir, uid_t uid, gid_t gid
 	int fd = -1, rc = -1;
 
 	if (mkdirat(job_fd, PL_MONITOR_HOOK_DIR_NAME, 0700) < 0 ||
-	    (fd = open_dir_nofollow(job_fd, PL_MONITOR_HOOK_DIR_NAME)) < 0) {
+	    (fd = pl_dir_open_nofollow(job_fd, PL_MONITOR_HOOK_DIR_NAME)) < 0) {
 		pl_error_errno(errno, "monitor: cannot create the hook directory of the spool");
 		goto fail;
 	}
@@ -290,7 +285,7 @@ static int make_job_dir(int base, const char *spool_dir, const char *name)
 		pl_error("monitor: cannot remove the stale spool %s/%s", spool_dir, name);
 		return -1;
 	}
-	if (mkdirat(base, name, 0700) < 0 || (fd = open_dir_nofollow(base, name)) < 0) {
+	if (mkdirat(base, name, 0700) < 0 || (fd = pl_dir_open_nofollow(base, name)) < 0) {
 		pl_error_errno(errno, "monitor: cannot create the spool %s/%s", spool_dir, name);
 		return -1;
 	}
@@ -338,7 +333,7 @@ int pl_monitor_spool_open(const char *spool_dir, uint32_t job_id)
 	if (base < 0)
 		return -1;
 	job_dir_name(job_id, name, sizeof(name));
-	fd = open_dir_nofollow(base, name);
+	fd = pl_dir_open_nofollow(base, name);
 	saved = errno;
 	if (fd < 0 && saved != ENOENT)
 		pl_error_errno(saved, "monitor: cannot open the spool %s/%s", spool_dir, name);
