@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "purge.h"
+#include "small_file.h"
 
 #define BOOT_ID_FILE "boot_id"
 #define LOCK_FILE "lock"
@@ -56,21 +57,6 @@ static void read_boot_id(char *buf, size_t len)
 	buf[strcspn(buf, "\n")] = '\0';
 }
 
-static int read_small(int dirfd, const char *name, char *buf, size_t len)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return 0;
-}
-
 /* Written whole (a temporary file renamed over it): a reader never sees half. */
 static int write_small(int dirfd, const char *name, const char *text)
 {
@@ -99,7 +85,7 @@ static void check_boot(struct pl_cache *c)
 
 	read_boot_id(now, sizeof(now));
 	if (!now[0] ||
-	    (read_small(c->fd, BOOT_ID_FILE, was, sizeof(was)) == 0 && strcmp(now, was) == 0))
+	    (pl_read_small(c->fd, BOOT_ID_FILE, was, sizeof(was)) == 0 && strcmp(now, was) == 0))
 		return;
 	pl_cache_purge(c, (uid_t)-1);
 	write_small(c->fd, BOOT_ID_FILE, now);
@@ -284,7 +270,7 @@ int pl_cache_meta_read(struct pl_cache *c, const char *name, uid_t *uid, uint64_
 	int consumed = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", name, META_FILE);
-	if (read_small(c->fd, path, text, sizeof(text)) < 0)
+	if (pl_read_small(c->fd, path, text, sizeof(text)) < 0)
 		return -1;
 	if (sscanf(text, "%u %" SCNu64 " %" SCNu64 "\n%n", &u, bytes, entries, &consumed) != 3 ||
 	    !consumed) {

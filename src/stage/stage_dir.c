@@ -11,6 +11,7 @@
 
 #include "base_dir.h"
 #include "log.h"
+#include "small_file.h"
 
 #define STATE_DIR ".state"
 
@@ -18,17 +19,15 @@ static int check_root_dir(int fd, const char *what, char *err, size_t errlen)
 {
 	struct stat st;
 
-	if (fstat(fd, &st) < 0) {
+	if (pl_dir_owned_by(fd, 0, &st))
+		return 0;
+	if (!st.st_mode)
 		snprintf(err, errlen, "%s: %s", what, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 0022)) {
+	else
 		snprintf(err, errlen,
 			 "%s: not a root-owned directory writable only by root (uid %u, mode %04o)",
 			 what, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
-		return -1;
-	}
-	return 0;
+	return -1;
 }
 
 /* mkdir then open without following: whatever is there must be a directory. */
@@ -36,7 +35,7 @@ static int open_or_make_dir(int atfd, const char *name, mode_t mode, int *fd)
 {
 	if (mkdirat(atfd, name, mode) < 0 && errno != EEXIST)
 		return -1;
-	*fd = openat(atfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	*fd = pl_dir_open_nofollow(atfd, name);
 	return *fd < 0 ? -1 : 0;
 }
 
@@ -120,17 +119,7 @@ int pl_stage_status_write(int statefd, const char *key, const char *text)
 
 int pl_stage_status_read(int statefd, const char *key, char *buf, size_t len)
 {
-	ssize_t n;
-	int fd = openat(statefd, key, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return 0;
+	return pl_read_small(statefd, key, buf, len);
 }
 
 int pl_stage_lock(int statefd, const char *key)
@@ -153,14 +142,14 @@ int pl_stage_lock(int statefd, const char *key)
 /* .state/<jobid> holds only files root made there: a flat removal suffices. */
 static void remove_state_dir(int basefd, const char *name)
 {
-	int statefd = openat(basefd, STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int statefd = pl_dir_open_nofollow(basefd, STATE_DIR);
 	int jobfd;
 	DIR *dir;
 	struct dirent *de;
 
 	if (statefd < 0)
 		return;
-	jobfd = openat(statefd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	jobfd = pl_dir_open_nofollow(statefd, name);
 	if (jobfd >= 0 && (dir = fdopendir(jobfd))) {
 		while ((de = readdir(dir)))
 			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
