@@ -8,46 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tree_wire.h"
+
 #define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
 /* Room for a rule's message before the caller's prefix is added. */
 #define AUTH_ERRLEN 256
-
-static int auth_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int auth_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
 
 static const char *role_name(enum pl_auth_role role)
 {
@@ -93,22 +58,22 @@ int pl_auth_payload_encode(const struct pl_auth_claim *claim, uint8_t *buf, size
 	uint8_t *p = buf;
 
 	if (!role_valid(claim->role))
-		return auth_fail(err, errlen, "claim of unknown role %d", (int)claim->role);
+		return pl_wire_fail(err, errlen, "claim of unknown role %d", (int)claim->role);
 	if (!pl_frame_key_valid(claim->key))
-		return auth_fail(err, errlen, "claim with a malformed session key");
+		return pl_wire_fail(err, errlen, "claim with a malformed session key");
 	if (!name_valid(claim->sender, ns) || !name_valid(claim->receiver, nr))
-		return auth_fail(err, errlen, "claim with a malformed node name");
+		return pl_wire_fail(err, errlen, "claim with a malformed node name");
 	if (cap < PL_AUTH_PAYLOAD_FIXED + 2 + ns + nr)
-		return auth_fail(err, errlen, "claim needs %zu bytes, the buffer has %zu",
-				 PL_AUTH_PAYLOAD_FIXED + 2 + ns + nr, cap);
+		return pl_wire_fail(err, errlen, "claim needs %zu bytes, the buffer has %zu",
+				    PL_AUTH_PAYLOAD_FIXED + 2 + ns + nr, cap);
 	memcpy(p, PL_AUTH_MAGIC, 4);
 	p[4] = PL_AUTH_VERSION;
 	p[5] = (uint8_t)claim->role;
 	p[6] = claim->channel;
 	p[7] = 0;
-	put_be32(p + 8, claim->job_id);
+	pl_put_be32(p + 8, claim->job_id);
 	memcpy(p + 12, claim->key, PL_FRAME_KEY_LEN);
-	put_be64(p + 12 + PL_FRAME_KEY_LEN, claim->size);
+	pl_put_be64(p + 12 + PL_FRAME_KEY_LEN, claim->size);
 	memcpy(p + 20 + PL_FRAME_KEY_LEN, claim->digest, PL_SHA256_LEN);
 	memcpy(p + 20 + PL_FRAME_KEY_LEN + PL_SHA256_LEN, claim->binding, PL_SHA256_LEN);
 	memcpy(p + 20 + PL_FRAME_KEY_LEN + 2 * PL_SHA256_LEN, claim->secret, PL_CIPHER_SECRET_LEN);
@@ -125,12 +90,12 @@ static int get_name(const uint8_t *buf, size_t len, size_t *pos, char *name, con
 	size_t n;
 
 	if (*pos >= len || buf[*pos] > len - *pos - 1)
-		return auth_fail(err, errlen, "malformed claim: %s name cut short", what);
+		return pl_wire_fail(err, errlen, "malformed claim: %s name cut short", what);
 	n = buf[*pos];
 	memcpy(name, buf + *pos + 1, n);
 	name[n] = '\0';
 	if (!name_valid(name, n))
-		return auth_fail(err, errlen, "malformed claim: bad %s name", what);
+		return pl_wire_fail(err, errlen, "malformed claim: bad %s name", what);
 	*pos += 1 + n;
 	return 0;
 }
@@ -138,24 +103,24 @@ static int get_name(const uint8_t *buf, size_t len, size_t *pos, char *name, con
 static int decode_fixed(const uint8_t *p, struct pl_auth_claim *claim, char *err, size_t errlen)
 {
 	if (memcmp(p, PL_AUTH_MAGIC, 4) != 0)
-		return auth_fail(err, errlen, "not a pylaunch claim");
+		return pl_wire_fail(err, errlen, "not a pylaunch claim");
 	if (p[4] != PL_AUTH_VERSION)
-		return auth_fail(err, errlen, "claim version %u (this node speaks %d)", p[4],
-				 PL_AUTH_VERSION);
+		return pl_wire_fail(err, errlen, "claim version %u (this node speaks %d)", p[4],
+				    PL_AUTH_VERSION);
 	if (!role_valid(p[5]))
-		return auth_fail(err, errlen, "malformed claim: unknown role %u", p[5]);
+		return pl_wire_fail(err, errlen, "malformed claim: unknown role %u", p[5]);
 	if (p[6] != PL_CHANNEL_CLEAR && p[6] != PL_CHANNEL_AES256GCM)
-		return auth_fail(err, errlen, "malformed claim: unknown channel %u", p[6]);
+		return pl_wire_fail(err, errlen, "malformed claim: unknown channel %u", p[6]);
 	if (p[7] != 0)
-		return auth_fail(err, errlen, "malformed claim: reserved byte is not zero");
+		return pl_wire_fail(err, errlen, "malformed claim: reserved byte is not zero");
 	claim->channel = p[6];
 	claim->role = (enum pl_auth_role)p[5];
-	claim->job_id = get_be32(p + 8);
+	claim->job_id = pl_get_be32(p + 8);
 	memcpy(claim->key, p + 12, PL_FRAME_KEY_LEN);
 	claim->key[PL_FRAME_KEY_LEN] = '\0';
 	if (!pl_frame_key_valid(claim->key))
-		return auth_fail(err, errlen, "malformed claim: bad session key");
-	claim->size = get_be64(p + 12 + PL_FRAME_KEY_LEN);
+		return pl_wire_fail(err, errlen, "malformed claim: bad session key");
+	claim->size = pl_get_be64(p + 12 + PL_FRAME_KEY_LEN);
 	memcpy(claim->digest, p + 20 + PL_FRAME_KEY_LEN, PL_SHA256_LEN);
 	memcpy(claim->binding, p + 20 + PL_FRAME_KEY_LEN + PL_SHA256_LEN, PL_SHA256_LEN);
 	memcpy(claim->secret, p + 20 + PL_FRAME_KEY_LEN + 2 * PL_SHA256_LEN, PL_CIPHER_SECRET_LEN);
@@ -169,17 +134,17 @@ int pl_auth_payload_decode(const uint8_t *buf, size_t len, struct pl_auth_claim 
 
 	memset(claim, 0, sizeof(*claim));
 	if (len < 4 || memcmp(buf, PL_AUTH_MAGIC, 4) != 0)
-		return auth_fail(err, errlen, "not a pylaunch claim");
+		return pl_wire_fail(err, errlen, "not a pylaunch claim");
 	if (len < PL_AUTH_PAYLOAD_FIXED)
-		return auth_fail(err, errlen, "malformed claim: %zu bytes", len);
+		return pl_wire_fail(err, errlen, "malformed claim: %zu bytes", len);
 	if (decode_fixed(buf, claim, err, errlen) < 0)
 		return -1;
 	if (get_name(buf, len, &pos, claim->sender, "sender", err, errlen) < 0 ||
 	    get_name(buf, len, &pos, claim->receiver, "receiver", err, errlen) < 0)
 		return -1;
 	if (pos != len)
-		return auth_fail(err, errlen, "malformed claim: %zu bytes after its end",
-				 len - pos);
+		return pl_wire_fail(err, errlen, "malformed claim: %zu bytes after its end",
+				    len - pos);
 	return 0;
 }
 
@@ -213,14 +178,14 @@ static int munge_backend_encode(void *ctx, const void *payload, size_t len, char
 
 	*cred = NULL;
 	if (!c)
-		return auth_fail(err, errlen,
-				 "MUNGE cannot make a credential: cannot restrict it to uid %lu",
-				 (unsigned long)geteuid());
+		return pl_wire_fail(err, errlen,
+				    "MUNGE cannot make a credential: cannot restrict it to uid %lu",
+				    (unsigned long)geteuid());
 	e = munge_encode(cred, c, payload, (int)len);
 	if (e != EMUNGE_SUCCESS) {
 		free(*cred);
 		*cred = NULL;
-		auth_fail(err, errlen, "MUNGE cannot make a credential: %s", munge_reason(c, e));
+		pl_wire_fail(err, errlen, "MUNGE cannot make a credential: %s", munge_reason(c, e));
 	}
 	munge_ctx_destroy(c);
 	return e == EMUNGE_SUCCESS ? 0 : -1;
@@ -239,7 +204,7 @@ static int munge_backend_decode(void *ctx, const char *cred, void **payload, siz
 
 	*payload = NULL;
 	if (ctx && !(copy = munge_ctx_copy(ctx))) {
-		auth_fail(err, errlen, "MUNGE refuses the credential: out of memory");
+		pl_wire_fail(err, errlen, "MUNGE refuses the credential: out of memory");
 		goto fail;
 	}
 	e = munge_decode(cred, copy, payload, &n, uid, &gid);
@@ -247,7 +212,8 @@ static int munge_backend_decode(void *ctx, const char *cred, void **payload, siz
 		/* Expired and replayed credentials still come with their payload. */
 		free(*payload);
 		*payload = NULL;
-		auth_fail(err, errlen, "MUNGE refuses the credential: %s", munge_reason(copy, e));
+		pl_wire_fail(err, errlen, "MUNGE refuses the credential: %s",
+			     munge_reason(copy, e));
 		goto fail;
 	}
 	*len = n > 0 ? (size_t)n : 0;
@@ -283,42 +249,42 @@ static int check_maker(uid_t uid, uid_t slurm_uid, char *err, size_t errlen)
 {
 	if (uid == 0 || uid == slurm_uid)
 		return 0;
-	return auth_fail(err, errlen,
-			 "credential made by uid %lu, not by root or SlurmUser (uid %lu)",
-			 (unsigned long)uid, (unsigned long)slurm_uid);
+	return pl_wire_fail(err, errlen,
+			    "credential made by uid %lu, not by root or SlurmUser (uid %lu)",
+			    (unsigned long)uid, (unsigned long)slurm_uid);
 }
 
 static int check_addressing(const struct pl_auth_claim *c, const struct pl_auth_expect *want,
 			    char *err, size_t errlen)
 {
 	if (c->role != want->role)
-		return auth_fail(err, errlen, "%s claim where %s was expected", role_name(c->role),
-				 role_name(want->role));
+		return pl_wire_fail(err, errlen, "%s claim where %s was expected",
+				    role_name(c->role), role_name(want->role));
 	if (c->job_id != want->job_id)
-		return auth_fail(err, errlen, "claim for job %" PRIu32 ", not %" PRIu32, c->job_id,
-				 want->job_id);
+		return pl_wire_fail(err, errlen, "claim for job %" PRIu32 ", not %" PRIu32,
+				    c->job_id, want->job_id);
 	if (strcmp(c->key, want->key) != 0)
-		return auth_fail(err, errlen, "claim for session %s, not %s", c->key, want->key);
+		return pl_wire_fail(err, errlen, "claim for session %s, not %s", c->key, want->key);
 	if (strcmp(c->receiver, want->self) != 0)
-		return auth_fail(err, errlen, "claim addressed to node %s, not %s", c->receiver,
-				 want->self);
+		return pl_wire_fail(err, errlen, "claim addressed to node %s, not %s", c->receiver,
+				    want->self);
 	if (pl_hostlist_index(want->nodes, c->sender) == PL_TREE_NONE)
-		return auth_fail(err, errlen,
-				 "claim from node %s, which is not a node of job %" PRIu32,
-				 c->sender, want->job_id);
+		return pl_wire_fail(err, errlen,
+				    "claim from node %s, which is not a node of job %" PRIu32,
+				    c->sender, want->job_id);
 	if (want->sender && strcmp(c->sender, want->sender) != 0)
-		return auth_fail(err, errlen, "claim from node %s, expected %s", c->sender,
-				 want->sender);
+		return pl_wire_fail(err, errlen, "claim from node %s, expected %s", c->sender,
+				    want->sender);
 	if (want->binding && memcmp(c->binding, want->binding, PL_SHA256_LEN) != 0)
-		return auth_fail(err, errlen, "%s claim made for another connection (relayed?)",
-				 role_name(c->role));
+		return pl_wire_fail(err, errlen, "%s claim made for another connection (relayed?)",
+				    role_name(c->role));
 	if (c->channel != want->channel)
-		return auth_fail(err, errlen,
-				 "%s claim from node %s, whose tree stream is %s, this node's %s "
-				 "(one of them built with --disable-tree-cipher)",
-				 role_name(c->role), c->sender,
-				 c->channel ? "encrypted" : "in clear",
-				 want->channel ? "encrypted" : "in clear");
+		return pl_wire_fail(
+		    err, errlen,
+		    "%s claim from node %s, whose tree stream is %s, this node's %s "
+		    "(one of them built with --disable-tree-cipher)",
+		    role_name(c->role), c->sender, c->channel ? "encrypted" : "in clear",
+		    want->channel ? "encrypted" : "in clear");
 	return 0;
 }
 
@@ -328,11 +294,12 @@ static int check_content(const struct pl_auth_claim *c, const struct pl_auth_exp
 	if (!want->check_content)
 		return 0;
 	if (c->size != want->size)
-		return auth_fail(err, errlen, "%s claim binds %" PRIu64 " bytes, not %" PRIu64,
-				 role_name(c->role), c->size, want->size);
+		return pl_wire_fail(err, errlen, "%s claim binds %" PRIu64 " bytes, not %" PRIu64,
+				    role_name(c->role), c->size, want->size);
 	if (memcmp(c->digest, want->digest, PL_SHA256_LEN) != 0)
-		return auth_fail(err, errlen, "%s claim binds another digest than this session's",
-				 role_name(c->role));
+		return pl_wire_fail(err, errlen,
+				    "%s claim binds another digest than this session's",
+				    role_name(c->role));
 	return 0;
 }
 
@@ -376,11 +343,11 @@ int pl_auth_wire_encode(const char *cred, uint8_t *buf, size_t cap, size_t *len,
 	size_t n = strlen(cred);
 
 	if (n == 0 || n > PL_AUTH_CRED_MAX)
-		return auth_fail(err, errlen, "credential of %zu bytes (1 to %d allowed)", n,
-				 PL_AUTH_CRED_MAX);
+		return pl_wire_fail(err, errlen, "credential of %zu bytes (1 to %d allowed)", n,
+				    PL_AUTH_CRED_MAX);
 	if (cap < n + 2)
-		return auth_fail(err, errlen, "credential needs %zu bytes, the buffer has %zu",
-				 n + 2, cap);
+		return pl_wire_fail(err, errlen, "credential needs %zu bytes, the buffer has %zu",
+				    n + 2, cap);
 	buf[0] = (uint8_t)(n >> 8);
 	buf[1] = (uint8_t)n;
 	memcpy(buf + 2, cred, n);
@@ -401,8 +368,8 @@ static int reader_start_text(struct pl_auth_reader *reader, char *err, size_t er
 	reader->need = (size_t)reader->head[0] << 8 | reader->head[1];
 	reader->have = 0;
 	if (reader->need == 0 || reader->need > PL_AUTH_CRED_MAX)
-		return auth_fail(err, errlen, "credential of %zu bytes (1 to %d allowed)",
-				 reader->need, PL_AUTH_CRED_MAX);
+		return pl_wire_fail(err, errlen, "credential of %zu bytes (1 to %d allowed)",
+				    reader->need, PL_AUTH_CRED_MAX);
 	return 0;
 }
 
@@ -419,7 +386,7 @@ int pl_auth_reader_feed(struct pl_auth_reader *reader, const uint8_t *in, size_t
 		if (take > len - pos)
 			take = len - pos;
 		if (reader->in_text && !printable(in + pos, take))
-			return auth_fail(err, errlen, "credential with a byte that is not text");
+			return pl_wire_fail(err, errlen, "credential with a byte that is not text");
 		memcpy(dst + reader->have, in + pos, take);
 		reader->have += take;
 		pos += take;

@@ -7,39 +7,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tree_wire.h"
+
 #define INFO "pylaunch tree channel 1"
 #define NONCE_LEN 12
-
-static int cipher_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int cipher_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 int pl_cipher_secret(uint8_t secret[PL_CIPHER_SECRET_LEN], char *err, size_t errlen)
 {
 	if (RAND_bytes(secret, PL_CIPHER_SECRET_LEN) != 1)
-		return cipher_fail(err, errlen, "no random bytes for the channel's key");
+		return pl_wire_fail(err, errlen, "no random bytes for the channel's key");
 	return 0;
 }
 
@@ -62,7 +38,7 @@ int pl_cipher_derive(const uint8_t child[PL_CIPHER_SECRET_LEN],
 	EVP_PKEY_CTX_free(k);
 	memset(ikm, 0, sizeof(ikm));
 	if (!ok)
-		return cipher_fail(err, errlen, "libcrypto cannot derive the channel's key");
+		return pl_wire_fail(err, errlen, "libcrypto cannot derive the channel's key");
 	return 0;
 }
 
@@ -76,7 +52,7 @@ int pl_cipher_init(struct pl_cipher *c, const uint8_t key[PL_CIPHER_KEY_LEN], ui
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
 	    EVP_CipherInit_ex(ctx, NULL, NULL, key, NULL, -1) != 1) {
 		EVP_CIPHER_CTX_free(ctx);
-		return cipher_fail(err, errlen, "libcrypto cannot start AES-256-GCM");
+		return pl_wire_fail(err, errlen, "libcrypto cannot start AES-256-GCM");
 	}
 	c->ctx = ctx;
 	c->dir = dir;
@@ -94,9 +70,9 @@ static bool next_nonce(struct pl_cipher *c, uint8_t nonce[NONCE_LEN])
 {
 	if (c->seq == UINT64_MAX)
 		return false;
-	put_be32(nonce, c->dir);
-	put_be32(nonce + 4, (uint32_t)(c->seq >> 32));
-	put_be32(nonce + 8, (uint32_t)c->seq);
+	pl_put_be32(nonce, c->dir);
+	pl_put_be32(nonce + 4, (uint32_t)(c->seq >> 32));
+	pl_put_be32(nonce + 8, (uint32_t)c->seq);
 	c->seq++;
 	return true;
 }
@@ -108,18 +84,18 @@ int pl_cipher_seal(struct pl_cipher *c, const void *in, size_t n, uint8_t *out, 
 	int outl = 0, finl = 0;
 
 	if (!c->ctx || c->failed)
-		return cipher_fail(err, errlen, "the channel is closed");
+		return pl_wire_fail(err, errlen, "the channel is closed");
 	if (n == 0 || n > PL_CIPHER_RECORD_MAX)
-		return cipher_fail(err, errlen, "record of %zu bytes (1 to %u allowed)", n,
-				   PL_CIPHER_RECORD_MAX);
+		return pl_wire_fail(err, errlen, "record of %zu bytes (1 to %u allowed)", n,
+				    PL_CIPHER_RECORD_MAX);
 	if (cap < n + PL_CIPHER_OVERHEAD)
-		return cipher_fail(err, errlen, "record needs %zu bytes, the buffer has %zu",
-				   n + PL_CIPHER_OVERHEAD, cap);
+		return pl_wire_fail(err, errlen, "record needs %zu bytes, the buffer has %zu",
+				    n + PL_CIPHER_OVERHEAD, cap);
 	if (!next_nonce(c, nonce)) {
 		c->failed = true;
-		return cipher_fail(err, errlen, "the channel's record counter is used up");
+		return pl_wire_fail(err, errlen, "the channel's record counter is used up");
 	}
-	put_be32(out, (uint32_t)n);
+	pl_put_be32(out, (uint32_t)n);
 	if (EVP_EncryptInit_ex(c->ctx, NULL, NULL, NULL, nonce) != 1 ||
 	    EVP_EncryptUpdate(c->ctx, NULL, &outl, out, PL_CIPHER_HEAD_LEN) != 1 ||
 	    EVP_EncryptUpdate(c->ctx, out + PL_CIPHER_HEAD_LEN, &outl, in, (int)n) != 1 ||
@@ -127,7 +103,7 @@ int pl_cipher_seal(struct pl_cipher *c, const void *in, size_t n, uint8_t *out, 
 	    EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_GCM_GET_TAG, PL_CIPHER_TAG_LEN,
 				out + PL_CIPHER_HEAD_LEN + n) != 1) {
 		c->failed = true;
-		return cipher_fail(err, errlen, "libcrypto cannot encrypt a record");
+		return pl_wire_fail(err, errlen, "libcrypto cannot encrypt a record");
 	}
 	*len = n + PL_CIPHER_OVERHEAD;
 	return 0;
@@ -142,16 +118,17 @@ static int open_record(struct pl_cipher *c, uint8_t *rec, size_t n, char *err, s
 	uint64_t seq = c->seq;
 
 	if (!next_nonce(c, nonce))
-		return cipher_fail(err, errlen, "the channel's record counter is used up");
+		return pl_wire_fail(err, errlen, "the channel's record counter is used up");
 	if (EVP_DecryptInit_ex(c->ctx, NULL, NULL, NULL, nonce) != 1 ||
 	    EVP_DecryptUpdate(c->ctx, NULL, &outl, rec, PL_CIPHER_HEAD_LEN) != 1 ||
 	    EVP_DecryptUpdate(c->ctx, body, &outl, body, (int)n) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_GCM_SET_TAG, PL_CIPHER_TAG_LEN, body + n) != 1 ||
 	    EVP_DecryptFinal_ex(c->ctx, body + outl, &finl) != 1)
-		return cipher_fail(err, errlen,
-				   "record %llu of the channel failed its authentication (changed, "
-				   "replayed, reordered or not from the parent)",
-				   (unsigned long long)seq);
+		return pl_wire_fail(
+		    err, errlen,
+		    "record %llu of the channel failed its authentication (changed, "
+		    "replayed, reordered or not from the parent)",
+		    (unsigned long long)seq);
 	return 0;
 }
 
@@ -186,11 +163,11 @@ static int reader_fail(struct pl_cipher_reader *r)
 /* The head is in: the record's length says how much follows. */
 static int start_body(struct pl_cipher_reader *r, char *err, size_t errlen)
 {
-	uint32_t n = get_be32(r->buf);
+	uint32_t n = pl_get_be32(r->buf);
 
 	if (n == 0 || n > PL_CIPHER_RECORD_MAX) {
-		cipher_fail(err, errlen, "record of %u bytes on the channel (1 to %u allowed)", n,
-			    PL_CIPHER_RECORD_MAX);
+		pl_wire_fail(err, errlen, "record of %u bytes on the channel (1 to %u allowed)", n,
+			     PL_CIPHER_RECORD_MAX);
 		return reader_fail(r);
 	}
 	r->in_body = true;
@@ -205,7 +182,7 @@ int pl_cipher_reader_feed(struct pl_cipher_reader *r, const uint8_t *in, size_t 
 
 	*used = 0;
 	if (!r->c.ctx || r->c.failed)
-		return cipher_fail(err, errlen, "the channel is closed");
+		return pl_wire_fail(err, errlen, "the channel is closed");
 	while (pos < len && r->have < r->need) {
 		size_t take = r->need - r->have;
 

@@ -5,56 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tree_wire.h"
+
 #define TYPE_DATA 'D'
 #define TYPE_END 'E'
 /* Room for a rule's message before the decoder adds where it happened. */
 #define PL_FRAME_ERRLEN 256
-
-static int frame_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int frame_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-static void put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	put_be16(p, (uint16_t)(v >> 16));
-	put_be16(p + 2, (uint16_t)v);
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)get_be16(p) << 16 | get_be16(p + 2);
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
 
 bool pl_frame_key_valid(const char *key)
 {
@@ -99,22 +55,22 @@ static int check_header(const struct pl_frame_header *h, uint64_t max_total, cha
 	uint64_t announced = 0;
 
 	if (h->nbundles < 1 || h->nbundles > PL_FRAME_MAX_BUNDLES)
-		return frame_fail(err, errlen, "header announces %u bundles (1 to %d allowed)",
-				  h->nbundles, PL_FRAME_MAX_BUNDLES);
+		return pl_wire_fail(err, errlen, "header announces %u bundles (1 to %d allowed)",
+				    h->nbundles, PL_FRAME_MAX_BUNDLES);
 	if (!pl_frame_key_valid(h->key))
-		return frame_fail(err, errlen, "malformed session key in the header");
+		return pl_wire_fail(err, errlen, "malformed session key in the header");
 	for (unsigned i = 0; i < h->nbundles; i++) {
 		const struct pl_frame_bundle *b = &h->bundles[i];
 
 		if (b->kind != PL_FRAME_ARCHIVE && b->kind != PL_FRAME_DIRECTORY)
-			return frame_fail(err, errlen, "bundle %u: unknown kind %d", i,
-					  (int)b->kind);
+			return pl_wire_fail(err, errlen, "bundle %u: unknown kind %d", i,
+					    (int)b->kind);
 		if (b->size == 0)
-			return frame_fail(err, errlen, "bundle %u: announced size 0", i);
+			return pl_wire_fail(err, errlen, "bundle %u: announced size 0", i);
 		if (b->size == PL_FRAME_SIZE_UNKNOWN)
 			continue;
 		if (max_total && (b->size > max_total || announced > max_total - b->size))
-			return frame_fail(
+			return pl_wire_fail(
 			    err, errlen,
 			    "bundles announce more than the limit of %" PRIu64 " bytes", max_total);
 		announced += b->size;
@@ -131,9 +87,9 @@ static bool bundle_short(const struct pl_frame_header *h, const struct pl_frame_
 static int bundle_short_fail(const struct pl_frame_header *h, const struct pl_frame_digests *d,
 			     unsigned i, char *err, size_t errlen)
 {
-	return frame_fail(err, errlen,
-			  "bundle %u ended after %" PRIu64 " of its announced %" PRIu64 " bytes", i,
-			  d->sizes[i], h->bundles[i].size);
+	return pl_wire_fail(err, errlen,
+			    "bundle %u ended after %" PRIu64 " of its announced %" PRIu64 " bytes",
+			    i, d->sizes[i], h->bundles[i].size);
 }
 
 /* May n more bytes of bundle follow what came so far (the last DATA was for current)? */
@@ -142,28 +98,29 @@ static int check_data(const struct pl_frame_header *h, const struct pl_frame_dig
 		      size_t errlen)
 {
 	if (n == 0)
-		return frame_fail(err, errlen, "empty DATA frame");
+		return pl_wire_fail(err, errlen, "empty DATA frame");
 	if (n > PL_FRAME_DATA_MAX)
-		return frame_fail(err, errlen, "DATA frame of %" PRIu64 " bytes (at most %u)", n,
-				  PL_FRAME_DATA_MAX);
+		return pl_wire_fail(err, errlen, "DATA frame of %" PRIu64 " bytes (at most %u)", n,
+				    PL_FRAME_DATA_MAX);
 	if (bundle >= h->nbundles)
-		return frame_fail(err, errlen, "DATA frame for bundle %u of a session of %u",
-				  bundle, h->nbundles);
+		return pl_wire_fail(err, errlen, "DATA frame for bundle %u of a session of %u",
+				    bundle, h->nbundles);
 	if ((int)bundle < current)
-		return frame_fail(err, errlen, "DATA frame for bundle %u after bundle %d", bundle,
-				  current);
+		return pl_wire_fail(err, errlen, "DATA frame for bundle %u after bundle %d", bundle,
+				    current);
 	if ((int)bundle > current + 1)
-		return frame_fail(err, errlen, "DATA frame for bundle %u skips bundle %d", bundle,
-				  current + 1);
+		return pl_wire_fail(err, errlen, "DATA frame for bundle %u skips bundle %d", bundle,
+				    current + 1);
 	if ((int)bundle == current + 1 && current >= 0 && bundle_short(h, d, (unsigned)current))
 		return bundle_short_fail(h, d, (unsigned)current, err, errlen);
 	if (h->bundles[bundle].size != PL_FRAME_SIZE_UNKNOWN &&
 	    n > h->bundles[bundle].size - d->sizes[bundle])
-		return frame_fail(err, errlen, "bundle %u: more bytes than its announced %" PRIu64,
-				  bundle, h->bundles[bundle].size);
+		return pl_wire_fail(err, errlen,
+				    "bundle %u: more bytes than its announced %" PRIu64, bundle,
+				    h->bundles[bundle].size);
 	if (max_total && n > max_total - d->total)
-		return frame_fail(err, errlen, "session exceeds the limit of %" PRIu64 " bytes",
-				  max_total);
+		return pl_wire_fail(err, errlen, "session exceeds the limit of %" PRIu64 " bytes",
+				    max_total);
 	return 0;
 }
 
@@ -177,7 +134,7 @@ static void write_table(const struct pl_frame_header *h, const struct pl_frame_d
 			uint8_t *p)
 {
 	for (unsigned i = 0; i < h->nbundles; i++, p += PL_FRAME_END_ENTRY) {
-		put_be64(p, d->sizes[i]);
+		pl_put_be64(p, d->sizes[i]);
 		memcpy(p + 8, d->bundles[i], PL_SHA256_LEN);
 	}
 }
@@ -197,8 +154,8 @@ static void write_head(uint8_t *p, uint8_t type, uint16_t field, uint32_t length
 {
 	p[0] = type;
 	p[1] = 0;
-	put_be16(p + 2, field);
-	put_be32(p + 4, length);
+	pl_put_be16(p + 2, field);
+	pl_put_be32(p + 4, length);
 }
 
 /* ---------------------------------------------------------------- encoder */
@@ -208,15 +165,15 @@ static void write_header(const struct pl_frame_header *h, uint8_t *p)
 	memcpy(p, PL_FRAME_MAGIC, 4);
 	p[4] = PL_FRAME_VERSION;
 	p[5] = (uint8_t)h->nbundles;
-	put_be16(p + 6, 0);
-	put_be32(p + 8, h->job_id);
+	pl_put_be16(p + 6, 0);
+	pl_put_be32(p + 8, h->job_id);
 	memcpy(p + 12, h->key, PL_FRAME_KEY_LEN);
 	p += PL_FRAME_HEADER_FIXED;
 	for (unsigned i = 0; i < h->nbundles; i++, p += PL_FRAME_HEADER_ENTRY) {
 		p[0] = (uint8_t)h->bundles[i].kind;
 		p[1] = 0;
-		put_be16(p + 2, (uint16_t)i);
-		put_be64(p + 4, h->bundles[i].size);
+		pl_put_be16(p + 2, (uint16_t)i);
+		pl_put_be64(p + 4, h->bundles[i].size);
 	}
 }
 
@@ -228,8 +185,8 @@ int pl_frame_encoder_start(struct pl_frame_encoder *enc, const struct pl_frame_h
 	if (check_header(h, 0, err, errlen) < 0)
 		return -1;
 	if (cap < pl_frame_header_len(h->nbundles))
-		return frame_fail(err, errlen, "header needs %zu bytes, the buffer has %zu",
-				  pl_frame_header_len(h->nbundles), cap);
+		return pl_wire_fail(err, errlen, "header needs %zu bytes, the buffer has %zu",
+				    pl_frame_header_len(h->nbundles), cap);
 	enc->h = *h;
 	*len = pl_frame_header_len(h->nbundles);
 	write_header(h, buf);
@@ -243,7 +200,7 @@ int pl_frame_encoder_data(struct pl_frame_encoder *enc, unsigned bundle, const v
 			  size_t n, uint8_t head[PL_FRAME_HEAD_LEN], char *err, size_t errlen)
 {
 	if (enc->h.nbundles == 0 || enc->ended)
-		return frame_fail(err, errlen, "DATA outside a session");
+		return pl_wire_fail(err, errlen, "DATA outside a session");
 	if (check_data(&enc->h, &enc->d, enc->current, bundle, n, 0, err, errlen) < 0)
 		return -1;
 	if ((int)bundle != enc->current) {
@@ -266,16 +223,16 @@ int pl_frame_encoder_end(struct pl_frame_encoder *enc, uint8_t *buf, size_t cap,
 	size_t n = pl_frame_end_len(enc->h.nbundles);
 
 	if (enc->h.nbundles == 0 || enc->ended)
-		return frame_fail(err, errlen, "END outside a session");
+		return pl_wire_fail(err, errlen, "END outside a session");
 	if (enc->current < 0)
-		return frame_fail(err, errlen, "END before any data");
+		return pl_wire_fail(err, errlen, "END before any data");
 	if (enc->current != (int)last)
-		return frame_fail(err, errlen, "END after bundle %d of %u", enc->current,
-				  enc->h.nbundles);
+		return pl_wire_fail(err, errlen, "END after bundle %d of %u", enc->current,
+				    enc->h.nbundles);
 	if (bundle_short(&enc->h, &enc->d, last))
 		return bundle_short_fail(&enc->h, &enc->d, last, err, errlen);
 	if (cap < n)
-		return frame_fail(err, errlen, "END needs %zu bytes, the buffer has %zu", n, cap);
+		return pl_wire_fail(err, errlen, "END needs %zu bytes, the buffer has %zu", n, cap);
 	close_bundle(&enc->bundle_sha, &enc->d, last);
 	session_digest(&enc->session_sha, &enc->h, &enc->d);
 	write_head(buf, TYPE_END, (uint16_t)enc->h.nbundles, (uint32_t)(n - PL_FRAME_HEAD_LEN));
@@ -368,13 +325,13 @@ static int parse_header_fixed(struct pl_frame_decoder *dec, char *err, size_t er
 	char key[PL_FRAME_KEY_LEN + 1];
 
 	dec->h.nbundles = p[5];
-	if (get_be16(p + 6) != 0)
+	if (pl_get_be16(p + 6) != 0)
 		return decode_fail(dec, err, errlen, "header: reserved bytes are not zero");
 	if (dec->h.nbundles < 1 || dec->h.nbundles > PL_FRAME_MAX_BUNDLES)
 		return decode_fail(dec, err, errlen,
 				   "header announces %u bundles (1 to %d allowed)", dec->h.nbundles,
 				   PL_FRAME_MAX_BUNDLES);
-	dec->h.job_id = get_be32(p + 8);
+	dec->h.job_id = pl_get_be32(p + 8);
 	if (dec->h.job_id != dec->want_job)
 		return decode_fail(dec, err, errlen, "stream is for job %" PRIu32 ", not %" PRIu32,
 				   dec->h.job_id, dec->want_job);
@@ -399,11 +356,11 @@ static int parse_header_entries(struct pl_frame_decoder *dec, char *err, size_t 
 		if (p[1] != 0)
 			return decode_fail(dec, err, errlen,
 					   "header: bundle %u: reserved byte is not zero", i);
-		if (get_be16(p + 2) != i)
+		if (pl_get_be16(p + 2) != i)
 			return decode_fail(dec, err, errlen, "header: bundle %u has index %u", i,
-					   get_be16(p + 2));
+					   pl_get_be16(p + 2));
 		dec->h.bundles[i].kind = (enum pl_frame_kind)p[0];
-		dec->h.bundles[i].size = get_be64(p + 4);
+		dec->h.bundles[i].size = pl_get_be64(p + 4);
 	}
 	if (check_header(&dec->h, dec->max_total, why, sizeof(why)) < 0)
 		return decode_fail(dec, err, errlen, "header: %s", why);
@@ -452,8 +409,8 @@ static int step_header(struct pl_frame_decoder *dec, const uint8_t *in, size_t l
 static int start_data(struct pl_frame_decoder *dec, uint64_t at, struct pl_frame_event_info *ev,
 		      char *err, size_t errlen)
 {
-	unsigned bundle = get_be16(dec->acc + 2);
-	uint32_t n = get_be32(dec->acc + 4);
+	unsigned bundle = pl_get_be16(dec->acc + 2);
+	uint32_t n = pl_get_be32(dec->acc + 4);
 	int previous = dec->current;
 	char why[PL_FRAME_ERRLEN];
 
@@ -477,8 +434,8 @@ static int start_data(struct pl_frame_decoder *dec, uint64_t at, struct pl_frame
 static int start_end(struct pl_frame_decoder *dec, uint64_t at, struct pl_frame_event_info *ev,
 		     char *err, size_t errlen)
 {
-	unsigned nb = get_be16(dec->acc + 2), last = dec->h.nbundles - 1;
-	uint32_t n = get_be32(dec->acc + 4);
+	unsigned nb = pl_get_be16(dec->acc + 2), last = dec->h.nbundles - 1;
+	uint32_t n = pl_get_be32(dec->acc + 4);
 
 	if (nb != dec->h.nbundles)
 		return decode_fail(dec, err, errlen, "END frame lists %u bundles, the header %u",
@@ -562,11 +519,11 @@ static int verify_end(struct pl_frame_decoder *dec, char *err, size_t errlen)
 	const uint8_t *p = dec->acc;
 
 	for (unsigned i = 0; i < dec->h.nbundles; i++, p += PL_FRAME_END_ENTRY) {
-		if (get_be64(p) != dec->d.sizes[i])
+		if (pl_get_be64(p) != dec->d.sizes[i])
 			return decode_fail(
 			    dec, err, errlen,
 			    "bundle %u (%s): END says %" PRIu64 " bytes, %" PRIu64 " arrived", i,
-			    kind_name(dec->h.bundles[i].kind), get_be64(p), dec->d.sizes[i]);
+			    kind_name(dec->h.bundles[i].kind), pl_get_be64(p), dec->d.sizes[i]);
 		if (dec->digests_verified_upstream)
 			continue;
 		if (memcmp(p + 8, dec->d.bundles[i], PL_SHA256_LEN) != 0)
@@ -610,7 +567,7 @@ static int step(struct pl_frame_decoder *dec, const uint8_t *in, size_t len, siz
 	case PL_FRAME_FAILED:
 		break;
 	}
-	return frame_fail(err, errlen, "the session already failed");
+	return pl_wire_fail(err, errlen, "the session already failed");
 }
 
 int pl_frame_decode(struct pl_frame_decoder *dec, const uint8_t *in, size_t len, size_t *used,
