@@ -67,7 +67,14 @@ class SlowFS:
     def mounted(self):
         return subprocess.run(["mountpoint", "-q", self.mnt]).returncode == 0
 
-    def mount(self):
+    def mount(self, delay_us=None, read_mbps=None, opts=None):
+        """Mounts (again) with the settings given, the others as they were."""
+        if delay_us is not None:
+            self.delay_us = delay_us
+        if read_mbps is not None:
+            self.read_mbps = read_mbps
+        if opts is not None:
+            self.opts = opts
         if self.mounted():
             self.umount()
         run([os.path.join(SLOWFS, "mount.sh"), self.mnt, self.src, str(self.delay_us),
