@@ -19,15 +19,6 @@ EPILOG_TIMEOUT = 60
 EPILOG_DONE = r"epilog job (\d+) on (\S+): done in ([0-9.]+) s \(epilog.timeout (\d+) s\)"
 
 
-@pytest.fixture(scope="module")
-def env_bundle(tmp_path_factory):
-    work = pc.user_workdir()
-    tree = bd.python_env_tree(tmp_path_factory.mktemp("env") / "env")
-    archive = bd.tar_dir(tree, work / "env.tar.zst", "zst")
-    yield archive
-    subprocess.run(["rm", "-rf", str(work)], check=False)
-
-
 def on_node(node, script, user=False):
     cmd = ["runuser", "-u", pc.TEST_USER, "--", "sh", "-c", script] if user else \
         ["sh", "-c", script]

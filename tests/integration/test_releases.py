@@ -24,8 +24,7 @@ def env_bundle():
     """A Python environment on the shared file system, owned by the test user."""
     work = pc.SHARED_SRC / "rel-env.d"
     shutil.rmtree(work, ignore_errors=True)
-    tree = bd.python_env_tree(work / "env")
-    archive = bd.tar_dir(tree, pc.SHARED_SRC / "rel-env.tar.zst", "zst")
+    archive = bd.python_env_bundle(work, pc.SHARED_SRC / "rel-env.tar.zst")
     shutil.rmtree(work)
     return pc.SHARED / archive.name
 
