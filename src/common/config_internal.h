@@ -68,6 +68,7 @@ struct loader {
 };
 
 #define fail(ld, ...) cfg_fail_line((ld), cfg_event_line(ld), __VA_ARGS__)
+
 /* The key: value pairs of one sink, held until its type is known. */
 struct sink_entry {
 	char *key;

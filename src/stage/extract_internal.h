@@ -11,9 +11,11 @@
 
 /* A bundle is read once, sequentially, often from a shared file system: few large reads. */
 #define READ_BLOCK (1024 * 1024)
+
 /* srun's check reads only the first header: a small block keeps its share of a job's reads of
  * the shared file system to a few kilobytes, not a megabyte on top of the bundle. */
 #define PROBE_BLOCK (16 * 1024)
+
 /* Messages end up in a 512-byte line with a prefix and up to two names. */
 #define SHOWN_NAME_MAX 120
 #define QUOTED_MAX (SHOWN_NAME_MAX + 8)
@@ -22,6 +24,7 @@
 #define SETID_BITS (S_ISUID | S_ISGID)
 #define KEPT_BITS (S_ISVTX | 0777)
 #define FIRST_PENDING_CAP 256
+
 /* libarchive's errno for an unrecognised format (ARCHIVE_ERRNO_FILE_FORMAT, not in its header). */
 #ifdef EFTYPE
 #define FORMAT_ERRNO EFTYPE
@@ -29,6 +32,7 @@
 #define FORMAT_ERRNO EILSEQ
 #endif
 #define PRINTF_LIKE(a, b) __attribute__((format(printf, a, b)))
+
 struct quoted {
 	char s[QUOTED_MAX];
 };
