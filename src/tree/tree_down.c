@@ -2,26 +2,28 @@
  * re-attach after losing their parent). Each gets the same stream, from the byte it asks for,
  * at its own pace within the ring; a HELLO that is not a prolog of this job's, for this session,
  * from a node below this one, gets nothing. */
+#include "tree_down.h"
+
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "tree_bind.h"
-#include "tree_down.h"
+#include "tree_down_internal.h"
 #include "tree_net.h"
-#include "tree_node.h"
 
-static const char *ctx(const struct pl_node *node)
+const char *dn_ctx(const struct pl_node *node)
 {
 	return node->plan->context;
 }
 
-static void peer_free(struct pl_peer *p)
+void dn_peer_free(struct pl_peer *p)
 {
 	if (p->fd >= 0)
 		close(p->fd);
@@ -52,21 +54,21 @@ static void expect_subtree(struct pl_node *node, size_t child)
 static void peer_lost(struct pl_node *node, struct pl_peer *p, const char *why)
 {
 	if (node->abandoned) {
-		peer_free(p);
+		dn_peer_free(p);
 		return;
 	}
-	pl_info("%s job %u on %s: tree: dropped %s at offset %llu: %s", ctx(node),
+	pl_info("%s job %u on %s: tree: dropped %s at offset %llu: %s", dn_ctx(node),
 		node->plan->job_id, pl_node_name(node, node->self), pl_node_name(node, p->node),
 		(unsigned long long)p->pos, why);
 	expect_subtree(node, p->node);
-	peer_free(p);
+	dn_peer_free(p);
 }
 
-static void peer_refused(struct pl_node *node, struct pl_peer *p, const char *why)
+void dn_peer_refused(struct pl_node *node, struct pl_peer *p, const char *why)
 {
-	pl_info("%s job %u on %s: tree: refused a connection from %s: %s", ctx(node),
+	pl_info("%s job %u on %s: tree: refused a connection from %s: %s", dn_ctx(node),
 		node->plan->job_id, pl_node_name(node, node->self), p->addr, why);
-	peer_free(p);
+	dn_peer_free(p);
 }
 
 /* Connections from one address still to send their HELLO: a node's prolog has one at a time
@@ -105,7 +107,7 @@ void pl_down_accept(struct pl_node *node)
 		close(fd); /* it will move on up the tree */
 		return;
 	}
-	peer_free(slot);
+	dn_peer_free(slot);
 	slot->fd = fd;
 	slot->state = PEER_HELLO;
 	slot->node = PL_TREE_NONE;
@@ -114,188 +116,7 @@ void pl_down_accept(struct pl_node *node)
 	snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
 	pl_auth_reader_init(&slot->cred);
 	if (pl_channel_binding(fd, true, slot->binding) < 0)
-		peer_refused(node, slot, "its addresses are unknown");
-}
-
-/* ------------------------------------------------------------------ answers */
-
-/* From its OPEN on, all a peer is sent goes in records under the connection's key: its half
- * from the HELLO, ours from the OPEN (tree_cipher.h). */
-static int start_channel(struct pl_peer *p, const uint8_t *secret, char *err, size_t errlen)
-{
-	uint8_t key[PL_CIPHER_KEY_LEN];
-	int rc;
-
-	if (PL_CHANNEL_BUILD == PL_CHANNEL_CLEAR)
-		return 0;
-	p->rec = malloc(PL_CIPHER_RECORD_WIRE_MAX);
-	if (!p->rec) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	rc = pl_cipher_derive(p->hello_secret, secret, p->binding, sizeof(p->binding), key, err,
-			      errlen);
-	if (rc == 0)
-		rc = pl_cipher_init(&p->tx, key, PL_CIPHER_DOWN, err, errlen);
-	memset(key, 0, sizeof(key));
-	p->tx_on = rc == 0;
-	return rc;
-}
-
-/* A credential queued after the OPEN (the SEAL) goes in a record of its own. */
-static int seal_out(struct pl_peer *p, char *err, size_t errlen)
-{
-	uint8_t plain[sizeof(p->out)];
-	size_t n = p->out_len;
-
-	if (!p->tx_on)
-		return 0;
-	memcpy(plain, p->out, n);
-	return pl_cipher_seal(&p->tx, plain, n, p->out, sizeof(p->out), &p->out_len, err, errlen);
-}
-
-static int queue_credential(struct pl_node *node, struct pl_peer *p, enum pl_auth_role role,
-			    uint64_t size, const uint8_t *digest, bool with_status)
-{
-	struct pl_auth_claim claim = {
-	    .role = role, .job_id = node->plan->job_id, .size = size, .channel = PL_CHANNEL_BUILD};
-	char err[PL_ERRLEN];
-	char *cred = NULL;
-	size_t at = with_status ? 1 : 0;
-	size_t len = 0;
-	int rc;
-
-	snprintf(claim.key, sizeof(claim.key), "%s", node->plan->key);
-	snprintf(claim.sender, sizeof(claim.sender), "%s", pl_node_name(node, node->self));
-	snprintf(claim.receiver, sizeof(claim.receiver), "%s", pl_node_name(node, p->node));
-	memcpy(claim.digest, digest, PL_SHA256_LEN);
-	memcpy(claim.binding, p->binding, PL_SHA256_LEN);
-	rc = role == PL_AUTH_OPEN ? pl_cipher_secret(claim.secret, err, sizeof(err)) : 0;
-	if (rc == 0)
-		rc = pl_auth_make(&node->auth, &claim, &cred, err, sizeof(err));
-	if (rc == 0)
-		rc = pl_auth_wire_encode(cred, p->out + at, sizeof(p->out) - at, &len, err,
-					 sizeof(err));
-	free(cred);
-	p->out_len = at + len;
-	if (rc == 0 && role == PL_AUTH_OPEN)
-		rc = start_channel(p, claim.secret, err, sizeof(err));
-	else if (rc == 0)
-		rc = seal_out(p, err, sizeof(err));
-	memset(claim.secret, 0, sizeof(claim.secret));
-	if (rc < 0) {
-		pl_error("%s job %u on %s: tree: cannot make a credential for %s: %s", ctx(node),
-			 node->plan->job_id, pl_node_name(node, node->self),
-			 pl_node_name(node, p->node), err);
-		return -1;
-	}
-	if (with_status)
-		p->out[0] = PL_REPLY_OPEN;
-	p->out_sent = 0;
-	p->state = PEER_SEND;
-	p->last_io = pl_now_ms();
-	return 0;
-}
-
-/* N or D, its reason, and a REFUSE credential binding both to this connection: a refusal is
- * acted on (a node turned away, the tree off) only when it comes from the parent itself. */
-static void queue_refusal(struct pl_node *node, struct pl_peer *p, uint8_t code, const char *why)
-{
-	uint8_t digest[PL_SHA256_LEN];
-	uint8_t head[2 + 255];
-	size_t n;
-
-	if (!why[0])
-		why = "?"; /* what a child reads an empty reason as */
-	n = strlen(why);
-
-	if (n > 255)
-		n = 255;
-	head[0] = code;
-	head[1] = (uint8_t)n;
-	memcpy(head + 2, why, n);
-	pl_sha256(head + 2, n, digest);
-	if (queue_credential(node, p, PL_AUTH_REFUSE, code, digest, false) < 0 ||
-	    p->out_len + n + 2 > sizeof(p->out)) {
-		peer_free(p);
-		return;
-	}
-	memmove(p->out + n + 2, p->out, p->out_len);
-	memcpy(p->out, head, n + 2);
-	p->out_len += n + 2;
-	p->closing = true;
-}
-
-/* ------------------------------------------------------------------ HELLO */
-
-static bool is_below(const struct pl_node *node, size_t i)
-{
-	size_t anc[64];
-	size_t n = pl_tree_ancestors(i, node->plan->cfg->tree_fanout, anc, 64);
-
-	for (size_t j = 0; j < n && j < 64; j++)
-		if (anc[j] == node->self)
-			return true;
-	return false;
-}
-
-static void hello_verified(struct pl_node *node, struct pl_peer *p,
-			   const struct pl_auth_claim *claim)
-{
-	p->node = pl_hostlist_index(node->plan->nodes, claim->sender);
-	p->pos = claim->size;
-	memcpy(p->hello_secret, claim->secret, sizeof(p->hello_secret));
-	if (!is_below(node, p->node)) {
-		peer_refused(node, p, "it is not below this node in the tree");
-		return;
-	}
-	node->expect_until[p->node] = 0;
-	node->first_until[p->node] = 0;
-	if (claim->size > 0 &&
-	    (!node->header_known || memcmp(claim->digest, node->dec.d.header, PL_SHA256_LEN))) {
-		queue_refusal(node, p, PL_REPLY_NOT_HERE,
-			      "resuming a session this node does not have");
-		return;
-	}
-	pl_debug("%s job %u on %s: tree: %s asks from offset %llu", ctx(node), node->plan->job_id,
-		 pl_node_name(node, node->self), claim->sender, (unsigned long long)claim->size);
-	p->state = PEER_WAIT;
-}
-
-static void read_hello(struct pl_node *node, struct pl_peer *p)
-{
-	struct pl_auth_expect want = {.role = PL_AUTH_HELLO,
-				      .job_id = node->plan->job_id,
-				      .key = node->plan->key,
-				      .self = pl_node_name(node, node->self),
-				      .nodes = node->plan->nodes,
-				      .slurm_uid = node->plan->slurm_uid,
-				      .binding = p->binding,
-				      .channel = PL_CHANNEL_BUILD};
-	uint8_t buf[512];
-	size_t n = p->cred.need - p->cred.have;
-	struct pl_auth_claim claim;
-	char err[PL_ERRLEN];
-	size_t used;
-	ssize_t got;
-	int rc;
-
-	got = read(p->fd, buf, n < sizeof(buf) ? n : sizeof(buf));
-	if (got < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (got <= 0) {
-		peer_refused(node, p, got < 0 ? strerror(errno) : "closed before its HELLO");
-		return;
-	}
-	rc = pl_auth_reader_feed(&p->cred, buf, (size_t)got, &used, err, sizeof(err));
-	if (rc == 0)
-		return;
-	if (rc < 0 ||
-	    pl_auth_verify(&node->auth, p->cred.text, &want, &claim, err, sizeof(err)) < 0) {
-		peer_refused(node, p, err);
-		return;
-	}
-	hello_verified(node, p, &claim);
+		dn_peer_refused(node, slot, "its addresses are unknown");
 }
 
 /* ------------------------------------------------------------------ the stream */
@@ -305,18 +126,18 @@ static void read_hello(struct pl_node *node, struct pl_peer *p)
 static void wake(struct pl_node *node, struct pl_peer *p)
 {
 	if (node->abandoned) {
-		queue_refusal(node, p, node->abandoned, node->abandon_why);
+		dn_queue_refusal(node, p, node->abandoned, node->abandon_why);
 		return;
 	}
 	if (!node->header_known || (node->plan->cfg->tree_store_and_forward && !node->sealed))
 		return;
 	if (p->pos < node->ring.lo) {
-		queue_refusal(node, p, PL_REPLY_NOT_HERE, "its offset is no longer held here");
+		dn_queue_refusal(node, p, PL_REPLY_NOT_HERE, "its offset is no longer held here");
 		return;
 	}
 	if (p->pos > node->ring.hi)
 		return; /* it is ahead of us: wait until we catch up */
-	if (queue_credential(node, p, PL_AUTH_OPEN, p->pos, node->dec.d.header, true) < 0)
+	if (dn_queue_credential(node, p, PL_AUTH_OPEN, p->pos, node->dec.d.header, true) < 0)
 		peer_lost(node, p, "no OPEN credential");
 }
 
@@ -336,7 +157,7 @@ static void flush_out(struct pl_node *node, struct pl_peer *p)
 		p->last_io = pl_now_ms();
 	}
 	if (p->closing)
-		peer_free(p);
+		dn_peer_free(p);
 	else if (p->sealed) {
 		p->state = PEER_LINGER;
 		p->until = pl_now_ms() + (long long)node->plan->cfg->tree_connect_timeout * 1000;
@@ -412,8 +233,8 @@ static void send_stream(struct pl_node *node, struct pl_peer *p)
 	}
 	/* We vouch for a session only once it was vouched for to us. */
 	if (node->stream_end && node->sealed &&
-	    queue_credential(node, p, PL_AUTH_SEAL, node->dec.d.total, node->dec.d.session,
-			     false) == 0)
+	    dn_queue_credential(node, p, PL_AUTH_SEAL, node->dec.d.total, node->dec.d.session,
+				false) == 0)
 		p->sealed = true;
 }
 
@@ -426,10 +247,10 @@ static void read_quiet(struct pl_node *node, struct pl_peer *p)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (p->state == PEER_LINGER) {
-		pl_debug("%s job %u on %s: tree: %s has the whole session", ctx(node),
+		pl_debug("%s job %u on %s: tree: %s has the whole session", dn_ctx(node),
 			 node->plan->job_id, pl_node_name(node, node->self),
 			 pl_node_name(node, p->node));
-		peer_free(p);
+		dn_peer_free(p);
 		return;
 	}
 	peer_lost(node, p, n == 0 ? "it closed the connection" : "it sent bytes mid-stream");
@@ -465,11 +286,11 @@ static void check_timers(struct pl_node *node, struct pl_peer *p)
 	long long stall = (long long)node->plan->cfg->tree_stall_timeout * 1000;
 
 	if (p->state == PEER_HELLO && now >= p->until)
-		peer_refused(node, p, "no HELLO in time");
+		dn_peer_refused(node, p, "no HELLO in time");
 	else if (p->state == PEER_WAIT)
 		wake(node, p);
 	else if (p->state == PEER_LINGER && now >= p->until)
-		peer_free(p);
+		dn_peer_free(p);
 	else if ((p->state == PEER_STREAM &&
 		  (p->pos < node->ring.hi || p->rec_sent < p->rec_len)) ||
 		 p->state == PEER_SEND) {
@@ -482,7 +303,7 @@ static void check_timers(struct pl_node *node, struct pl_peer *p)
 void pl_down_step(struct pl_node *node, struct pl_peer *p, short revents)
 {
 	if (p->state == PEER_HELLO && revents & (POLLIN | POLLHUP | POLLERR))
-		read_hello(node, p);
+		dn_read_hello(node, p);
 	else if ((p->state == PEER_STREAM || p->state == PEER_LINGER) &&
 		 revents & (POLLIN | POLLHUP | POLLERR))
 		read_quiet(node, p);
@@ -504,7 +325,7 @@ void pl_down_abandon(struct pl_node *node, bool whole_tree_off, const char *why)
 		struct pl_peer *p = &node->peers[i];
 
 		if (p->state == PEER_WAIT)
-			queue_refusal(node, p, node->abandoned, node->abandon_why);
+			dn_queue_refusal(node, p, node->abandoned, node->abandon_why);
 		else if (p->state != PEER_FREE && p->state != PEER_HELLO &&
 			 !(p->state == PEER_SEND && p->closing))
 			peer_lost(node, p, "this node gave up the session");
