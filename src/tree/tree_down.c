@@ -9,7 +9,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -18,24 +17,6 @@
 #include "tree_down_internal.h"
 #include "tree_net.h"
 
-const char *dn_ctx(const struct pl_node *node)
-{
-	return node->plan->context;
-}
-
-void dn_peer_free(struct pl_peer *p)
-{
-	if (p->fd >= 0)
-		close(p->fd);
-	if (p->tx_on)
-		pl_cipher_free(&p->tx);
-	free(p->rec);
-	memset(p, 0, sizeof(*p));
-	p->fd = -1;
-	p->state = PEER_FREE;
-}
-
-/* Its subtree will come to us (or it will, again): wait for them a while. */
 static void expect_subtree(struct pl_node *node, size_t child)
 {
 	const struct pl_config *cfg = node->plan->cfg;
@@ -64,15 +45,6 @@ static void peer_lost(struct pl_node *node, struct pl_peer *p, const char *why)
 	dn_peer_free(p);
 }
 
-void dn_peer_refused(struct pl_node *node, struct pl_peer *p, const char *why)
-{
-	pl_info("%s job %u on %s: tree: refused a connection from %s: %s", dn_ctx(node),
-		node->plan->job_id, pl_node_name(node, node->self), p->addr, why);
-	dn_peer_free(p);
-}
-
-/* Connections from one address still to send their HELLO: a node's prolog has one at a time
- * (its children's come from their own addresses), so more are someone holding slots. */
 static size_t pending_from(const struct pl_node *node, const char *addr)
 {
 	const char *colon = strrchr(addr, ':'); /* "ADDRESS:PORT", the address may be IPv6 */

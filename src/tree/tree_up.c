@@ -16,34 +16,6 @@
 #include "tree_source.h"
 #include "tree_up_internal.h"
 
-void up_close(struct pl_upstream *up)
-{
-	if (up->fd >= 0)
-		close(up->fd);
-	up->fd = -1;
-	if (up->rx_on)
-		pl_cipher_reader_free(&up->rx);
-	up->rx_on = false;
-}
-
-/* The stream can no longer come through the tree. */
-void up_fail(struct pl_node *node, const char *why)
-{
-	struct pl_upstream *up = &node->up;
-
-	up_close(up);
-	up->state = UP_FAILED;
-	if (why)
-		pl_text(up->why, sizeof(up->why), "%s", why);
-}
-
-void up_broken(struct pl_node *node, const char *why)
-{
-	node->stream_broken = true;
-	pl_text(node->broken_why, sizeof(node->broken_why), "%s", why);
-	up_fail(node, why);
-}
-
 static int start_source(struct pl_node *node, char *err, size_t errlen)
 {
 	const struct pl_tree_plan *plan = node->plan;

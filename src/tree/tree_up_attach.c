@@ -1,5 +1,6 @@
-/* Attaching upstream: whom to ask (the parent, then each ancestor and its port candidates),
- * the HELLO, and the answer (the OPEN credential and the channel, or a refusal and its reason). */
+/* Attaching upstream: the connection's state (closed, failed, broken), whom to ask (the
+ * parent, then each ancestor and its port candidates), the HELLO, and the answer (the OPEN
+ * credential and the channel, or a refusal and its reason). */
 #include "tree_up_internal.h"
 
 #include <errno.h>
@@ -8,10 +9,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "tree_bind.h"
 #include "tree_net.h"
+
+void up_close(struct pl_upstream *up)
+{
+	if (up->fd >= 0)
+		close(up->fd);
+	up->fd = -1;
+	if (up->rx_on)
+		pl_cipher_reader_free(&up->rx);
+	up->rx_on = false;
+}
+
+/* The stream can no longer come through the tree. */
+void up_fail(struct pl_node *node, const char *why)
+{
+	struct pl_upstream *up = &node->up;
+
+	up_close(up);
+	up->state = UP_FAILED;
+	if (why)
+		pl_text(up->why, sizeof(up->why), "%s", why);
+}
+
+void up_broken(struct pl_node *node, const char *why)
+{
+	node->stream_broken = true;
+	pl_text(node->broken_why, sizeof(node->broken_why), "%s", why);
+	up_fail(node, why);
+}
 
 /* ------------------------------------------------------------------ choosing whom to ask */
 

@@ -1,5 +1,6 @@
-/* Internal to a node's upstream half (tree_up.c, tree_up_attach.c, tree_up_stream.c): what one
- * part uses of another. The loop uses tree_up.h. */
+/* Internal to a node's upstream half: tree_up.c (the loop's entries) uses tree_up_stream.c
+ * (the session as it arrives), and both use tree_up_attach.c (the connection and its answer);
+ * never the other way. The loop uses tree_up.h. */
 #ifndef PL_TREE_UP_INTERNAL_H
 #define PL_TREE_UP_INTERNAL_H
 
@@ -7,12 +8,10 @@
 
 #define RETRY_MS 100
 
-/* tree_up.c */
+/* tree_up_attach.c */
 void up_close(struct pl_upstream *up);
 void up_fail(struct pl_node *node, const char *why);
 void up_broken(struct pl_node *node, const char *why);
-
-/* tree_up_attach.c */
 void up_next_ancestor(struct pl_node *node, const char *why);
 void up_next_candidate(struct pl_node *node, const char *why);
 void up_lost(struct pl_node *node, const char *why);

@@ -1,6 +1,6 @@
-/* Admitting a peer downstream: its HELLO verified (a prolog of this job's, for this session,
- * from a node below this one), and the answer queued: the OPEN credential and the channel, the
- * seal, or a refusal with its reason. */
+/* One peer downstream, before it is served: freed or refused, its HELLO verified (a prolog of
+ * this job's, for this session, from a node below this one), and the answer queued: the OPEN
+ * credential and the channel, the seal, or a refusal with its reason. */
 #include "tree_down_internal.h"
 
 #include <errno.h>
@@ -13,6 +13,33 @@
 
 #include "log.h"
 
+const char *dn_ctx(const struct pl_node *node)
+{
+	return node->plan->context;
+}
+
+void dn_peer_free(struct pl_peer *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	if (p->tx_on)
+		pl_cipher_free(&p->tx);
+	free(p->rec);
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+	p->state = PEER_FREE;
+}
+
+/* Its subtree will come to us (or it will, again): wait for them a while. */
+void dn_peer_refused(struct pl_node *node, struct pl_peer *p, const char *why)
+{
+	pl_info("%s job %u on %s: tree: refused a connection from %s: %s", dn_ctx(node),
+		node->plan->job_id, pl_node_name(node, node->self), p->addr, why);
+	dn_peer_free(p);
+}
+
+/* Connections from one address still to send their HELLO: a node's prolog has one at a time
+ * (its children's come from their own addresses), so more are someone holding slots. */
 /* ------------------------------------------------------------------ answers */
 
 /* From its OPEN on, all a peer is sent goes in records under the connection's key: its half
