@@ -60,11 +60,6 @@ int pl_config_set(struct pl_config *cfg, const char *name, const char *value, ch
 
 /* ------------------------------------------------------------------ reading the file */
 
-void cfg_file_error(char *err, size_t errlen, const char *path, const char *reason)
-{
-	snprintf(err, errlen, "%s: %s", path, reason);
-}
-
 /* Opens path for reading if it is a regular file; *fd stays -1 when it does not exist. */
 static int open_regular_file(const char *path, int *fd, char *err, size_t errlen)
 {

@@ -81,10 +81,8 @@ struct sink_entries {
 	size_t n;
 };
 
-/* config.c */
-void cfg_file_error(char *err, size_t errlen, const char *path, const char *reason);
-
 /* config_schema.c */
+void cfg_file_error(char *err, size_t errlen, const char *path, const char *reason);
 const struct key *cfg_find_key_in(const struct key *keys, size_t n, const char *name);
 const struct key *cfg_find_key(const char *name);
 int cfg_find_section(const char *name);
@@ -124,7 +122,7 @@ void cfg_free_fields(const struct key *keys, size_t n, void *base);
 int cfg_apply_text(const struct key *k, void *base, const char *text, struct problem *p);
 int cfg_apply_defaults(const struct key *keys, size_t n, void *base, struct problem *p);
 
-/* config_yaml.c */
+/* config_yaml_event.c */
 size_t cfg_event_line(const struct loader *ld);
 PRINTF_LIKE(2, 3) void cfg_set_key(struct loader *ld, const char *fmt, ...);
 PRINTF_LIKE(3, 4) int cfg_fail_line(struct loader *ld, size_t line, const char *fmt, ...);
@@ -133,6 +131,10 @@ const char *cfg_text_of(const yaml_event_t *ev);
 const char *cfg_node_kind(const yaml_event_t *ev);
 int cfg_next_event(struct loader *ld);
 int cfg_expect_text(struct loader *ld);
+bool cfg_is_null(const yaml_event_t *ev);
+int cfg_mark_given(struct loader *ld, size_t *first_line);
+
+/* config_yaml.c */
 int cfg_load_text(struct pl_config *cfg, const char *path, const char *text, size_t len, char *err,
 		  size_t errlen);
 

@@ -438,3 +438,8 @@ int cfg_describe(const struct key *k, struct problem *p)
 	}
 	return cfg_explain(p, "expected a list of sinks");
 }
+
+void cfg_file_error(char *err, size_t errlen, const char *path, const char *reason)
+{
+	snprintf(err, errlen, "%s: %s", path, reason);
+}

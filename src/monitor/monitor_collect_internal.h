@@ -1,6 +1,6 @@
-/* Internal to the collector (monitor_collect.c, monitor_parse.c, monitor_process.c,
- * monitor_node.c): the parser's state and what one part uses of another. The rest of the
- * plugin uses monitor_collect.h. */
+/* Internal to the collector: monitor_collect.c (the spool) uses monitor_process.c (a process
+ * settled) and monitor_node.c (the node's tally); monitor_process.c uses monitor_parse.c (one
+ * log). The rest of the plugin uses monitor_collect.h. */
 #ifndef PL_MONITOR_COLLECT_INTERNAL_H
 #define PL_MONITOR_COLLECT_INTERNAL_H
 
@@ -60,8 +60,6 @@ struct parse_state {
 /* monitor_parse.c */
 bool mc_grow(void **items, size_t *cap, size_t need, size_t size);
 int mc_parse_line(struct parse_state *st, const char *line, size_t len);
-
-/* monitor_process.c */
 void mc_process_init(struct pl_mon_process *p);
 
 /* monitor_node.c */

@@ -329,6 +329,12 @@ int mc_parse_line(struct parse_state *st, const char *line, size_t len)
 	return f[0].len > 0 && is_printable_utf8(f[0].s, f[0].len) ? 1 : 0;
 }
 
+void mc_process_init(struct pl_mon_process *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->pid = p->ppid = p->rank = p->status = -1;
+}
+
 void pl_mon_process_free(struct pl_mon_process *p)
 {
 	for (size_t i = 0; i < sizeof(text_keys) / sizeof(text_keys[0]); i++)

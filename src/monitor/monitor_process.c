@@ -102,12 +102,6 @@ static void free_parse_state(struct parse_state *st)
 	free(st->dists);
 }
 
-void mc_process_init(struct pl_mon_process *p)
-{
-	memset(p, 0, sizeof(*p));
-	p->pid = p->ppid = p->rank = p->status = -1;
-}
-
 int pl_mon_parse(const char *data, size_t len, struct pl_mon_process *p, char *err, size_t errlen)
 {
 	struct parse_state st = {.p = p};

@@ -7,45 +7,9 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "extract_internal.h"
-
-/* ------------------------------------------------------------ calls */
-
-void ex_init_extractor(struct extractor *x, int dirfd, const struct pl_extract_limits *lim,
-		       struct pl_extract_stats *stats, char *err, size_t errlen)
-{
-	memset(x, 0, sizeof(*x));
-	x->dirfd = dirfd;
-	x->max_bytes = lim ? lim->max_bytes : 0;
-	x->max_entries = lim ? lim->max_entries : 0;
-	x->stats = stats;
-	x->err = err;
-	x->errlen = errlen;
-	x->parent_fd = -1;
-	if (errlen > 0)
-		err[0] = '\0';
-}
-
-static void release_extractor(struct extractor *x)
-{
-	ex_forget_parent(x);
-	free(x->parent);
-	free(x->path);
-	free(x->disk_root);
-	x->parent = x->path = x->disk_root = NULL;
-}
-
-/* After an error the caller abandons the staging: the remembered directories go with it. */
-int ex_finish_call(struct extractor *x, int rc)
-{
-	release_extractor(x);
-	if (rc < 0)
-		ex_forget_dirs();
-	return rc;
-}
 
 /* The formats the README promises and nothing else: cpio, ISO images, 7-Zip, RAR or raw data are
  * not bundles, and archive_read_support_filter_all() would let an archive make the prolog run

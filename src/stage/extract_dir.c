@@ -1,6 +1,6 @@
 /* Directories beneath dirfd: walking a path one component at a time without following links
- * (openat2 RESOLVE_BENEATH when it can), the parent cache, and the directories whose modes and
- * times wait for pl_extract_finish(). */
+ * (openat2 RESOLVE_BENEATH when it can), the parent cache, a call's state, and the directories
+ * whose modes and times wait for pl_extract_finish(). */
 #include "extract_internal.h"
 
 #include <errno.h>
@@ -140,7 +140,7 @@ int ex_fail_walk(struct extractor *x, const char *subject, const char *rel)
 	return ex_fail_entry(x, "%s: directory '%s': %s", subject, at, strerror(why));
 }
 
-void ex_forget_parent(struct extractor *x)
+static void forget_parent(struct extractor *x)
 {
 	if (x->parent_fd >= 0)
 		close(x->parent_fd);
@@ -149,7 +149,7 @@ void ex_forget_parent(struct extractor *x)
 
 static int remember_parent(struct extractor *x, size_t len, int fd)
 {
-	ex_forget_parent(x);
+	forget_parent(x);
 	if (ex_reserve(&x->parent, &x->parent_size, len + 1) < 0) {
 		close(fd);
 		return ex_fail_entry(x, "out of memory");
@@ -219,13 +219,46 @@ int ex_remember_dir(const char *path, mode_t mode, struct archive_entry *e)
 	return 0;
 }
 
-void ex_forget_dirs(void)
+static void forget_dirs(void)
 {
 	for (size_t i = 0; i < pending.n; i++)
 		free(pending.v[i].path);
 	free(pending.v);
 	memset(&pending, 0, sizeof(pending));
 }
+void ex_init_extractor(struct extractor *x, int dirfd, const struct pl_extract_limits *lim,
+		       struct pl_extract_stats *stats, char *err, size_t errlen)
+{
+	memset(x, 0, sizeof(*x));
+	x->dirfd = dirfd;
+	x->max_bytes = lim ? lim->max_bytes : 0;
+	x->max_entries = lim ? lim->max_entries : 0;
+	x->stats = stats;
+	x->err = err;
+	x->errlen = errlen;
+	x->parent_fd = -1;
+	if (errlen > 0)
+		err[0] = '\0';
+}
+
+static void release_extractor(struct extractor *x)
+{
+	forget_parent(x);
+	free(x->parent);
+	free(x->path);
+	free(x->disk_root);
+	x->parent = x->path = x->disk_root = NULL;
+}
+
+/* After an error the caller abandons the staging: the remembered directories go with it. */
+int ex_finish_call(struct extractor *x, int rc)
+{
+	release_extractor(x);
+	if (rc < 0)
+		forget_dirs();
+	return rc;
+}
+
 /* ------------------------------------------------------------ finish */
 
 /* A path sorts after its own prefix, so descending order puts children before their parent: a
@@ -273,6 +306,6 @@ int pl_extract_finish(int dirfd, char *err, size_t errlen)
 	for (size_t i = 0; i < pending.n && rc == 0; i++)
 		if (i == 0 || strcmp(pending.v[i].path, pending.v[i - 1].path) != 0)
 			rc = apply_pending(&x, &pending.v[i]);
-	ex_forget_dirs();
+	forget_dirs();
 	return ex_finish_call(&x, rc);
 }

@@ -1,6 +1,6 @@
-/* Internal to the extraction (extract*.c): one call's state, the directories whose modes wait
- * for pl_extract_finish(), and what one part uses of another. The rest of the plugin uses
- * extract.h. */
+/* Internal to the extraction: extract.c (the calls) uses extract_entry.c (one entry),
+ * extract_dir.c (directories beneath dirfd, a call's state) and extract_name.c (names and
+ * messages), each only those after it. The rest of the plugin uses extract.h. */
 #ifndef PL_EXTRACT_INTERNAL_H
 #define PL_EXTRACT_INTERNAL_H
 
@@ -71,11 +71,6 @@ enum path_kind { PATH_INSIDE, PATH_TOP, PATH_EMPTY, PATH_ABSOLUTE, PATH_DOTDOT }
 /* extract_dir.c: the directories made implied (as parents of entries), for the stats. */
 extern uint64_t ex_implied_dirs_made;
 
-/* extract.c */
-void ex_init_extractor(struct extractor *x, int dirfd, const struct pl_extract_limits *lim,
-		       struct pl_extract_stats *stats, char *err, size_t errlen);
-int ex_finish_call(struct extractor *x, int rc);
-
 /* extract_name.c */
 const char *ex_quote_n(struct quoted *q, const char *s, size_t len);
 const char *ex_quote(struct quoted *q, const char *s);
@@ -95,10 +90,11 @@ int ex_take_entry_path(struct extractor *x, struct archive_entry *e, enum path_k
 /* extract_dir.c */
 int ex_open_dir_beneath(struct extractor *x, const char *rel, int flags, bool create);
 int ex_fail_walk(struct extractor *x, const char *subject, const char *rel);
-void ex_forget_parent(struct extractor *x);
 int ex_open_parent(struct extractor *x, int *pfd, const char **name);
 int ex_remember_dir(const char *path, mode_t mode, struct archive_entry *e);
-void ex_forget_dirs(void);
+void ex_init_extractor(struct extractor *x, int dirfd, const struct pl_extract_limits *lim,
+		       struct pl_extract_stats *stats, char *err, size_t errlen);
+int ex_finish_call(struct extractor *x, int rc);
 
 /* extract_entry.c */
 int ex_extract_entries(struct extractor *x, struct archive *a);

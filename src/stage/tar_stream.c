@@ -1,118 +1,18 @@
-/* A directory bundle as a tar stream (tar_stream.h): the messages, the output written in large
- * blocks within the byte cap, and the calls. The walk of the tree is tar_stream_walk.c. */
+/* A directory bundle as a tar stream (tar_stream.h): the output written in large blocks within
+ * the byte cap, and the calls. The walk of the tree is tar_stream_walk.c, the messages
+ * tar_stream_msg.c. */
 #include "tar_stream.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tar_stream_internal.h"
-
-/* ------------------------------------------------------------ messages */
-
-/* Names come from the user's directory and end up in logs: escape what is not printable ASCII,
- * and cut a name that would drown the message (the same rules as extract.c). */
-static const char *quote(char q[QUOTED_MAX], const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t len = strlen(s);
-	size_t out = 0;
-	size_t i;
-
-	for (i = 0; i < len && out + 4 <= SHOWN_NAME_MAX; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c >= 0x20 && c < 0x7f && c != '\\') {
-			q[out++] = (char)c;
-			continue;
-		}
-		q[out++] = '\\';
-		q[out++] = 'x';
-		q[out++] = hex[c >> 4];
-		q[out++] = hex[c & 15];
-	}
-	if (i < len) {
-		memcpy(q + out, "...", 3);
-		out += 3;
-	}
-	q[out] = '\0';
-	return q;
-}
-
-static int PRINTF_LIKE(2, 3) fail(struct streamer *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (s->errlen == 0)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(s->err, s->errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-/* The entry is named relative to the directory, as extract.c names it: without "./". */
-int PRINTF_LIKE(2, 3) ts_fail_entry(struct streamer *s, const char *fmt, ...)
-{
-	char q[QUOTED_MAX];
-	const char *name = s->path_len > 2 ? s->path + 2 : ".";
-	size_t used;
-	va_list ap;
-
-	if (s->errlen == 0)
-		return -1;
-	snprintf(s->err, s->errlen, "entry '%s': ", quote(q, name));
-	used = strnlen(s->err, s->errlen);
-	va_start(ap, fmt);
-	if (used + 1 < s->errlen)
-		vsnprintf(s->err + used, s->errlen - used, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-int ts_fail_entry_errno(struct streamer *s, const char *op)
-{
-	return ts_fail_entry(s, "%s: %s", op, strerror(errno));
-}
-
-/* The entry was stat'ed as one thing and opened as another: someone is changing the directory
- * under us. */
-int ts_fail_replaced(struct streamer *s)
-{
-	return ts_fail_entry(s, "replaced while being archived");
-}
-
-/* Exact, in the binary units stage.max_size is written in ("16 GiB", "1536 MiB"). */
-int ts_fail_cap(struct streamer *s)
-{
-	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-	uint64_t v = s->max_bytes;
-	unsigned u = 0;
-
-	while (u + 1 < sizeof(units) / sizeof(units[0]) && v % 1024 == 0) {
-		v /= 1024;
-		u++;
-	}
-	return ts_fail_entry(s, "data size exceeds the limit (%" PRIu64 " %s)", v, units[u]);
-}
-
-/* A libarchive call failed: because out_fd refused bytes, or for libarchive's own reasons. */
-int ts_fail_archive(struct streamer *s)
-{
-	char q[QUOTED_MAX];
-	const char *why = archive_error_string(s->a);
-
-	if (s->out_broken)
-		return fail(s, "cannot write the stream: %s", strerror(s->out_errno));
-	return ts_fail_entry(s, "cannot archive: %s", quote(q, why ? why : "unknown error"));
-}
 
 /* ------------------------------------------------------------ output */
 
@@ -195,9 +95,9 @@ static int open_top(struct streamer *s, const char *path)
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 
 	if (fd < 0 && errno == ENOTDIR)
-		return fail(s, "not a directory");
+		return ts_fail(s, "not a directory");
 	if (fd < 0)
-		return fail(s, "cannot read the directory: %s", strerror(errno));
+		return ts_fail(s, "cannot read the directory: %s", strerror(errno));
 	return fd;
 }
 
@@ -217,7 +117,7 @@ static int init_streamer(struct streamer *s, int out_fd, uint64_t max_bytes, cha
 	s->buf = malloc(READ_BLOCK);
 	s->e = archive_entry_new();
 	if (!s->path || !s->out || !s->buf || !s->e)
-		return fail(s, "out of memory");
+		return ts_fail(s, "out of memory");
 	memcpy(s->path, ".", 2);
 	s->path_len = 1;
 	return 0;
@@ -237,7 +137,7 @@ static int open_archive(struct streamer *s)
 {
 	s->a = archive_write_new();
 	if (!s->a)
-		return fail(s, "out of memory");
+		return ts_fail(s, "out of memory");
 	if (archive_write_set_format_pax_restricted(s->a) != ARCHIVE_OK ||
 	    archive_write_set_bytes_per_block(s->a, 0) != ARCHIVE_OK ||
 	    archive_write_open(s->a, s, NULL, on_write, NULL) != ARCHIVE_OK)

@@ -1,5 +1,5 @@
-/* Internal to the tar stream (tar_stream.c, tar_stream_walk.c): the streamer's state and what
- * one part uses of another. The rest of the plugin uses tar_stream.h. */
+/* Internal to the tar stream: tar_stream.c (output and calls) uses tar_stream_walk.c (the
+ * walk), and both use tar_stream_msg.c (messages). The rest of the plugin uses tar_stream.h. */
 #ifndef PL_TAR_STREAM_INTERNAL_H
 #define PL_TAR_STREAM_INTERNAL_H
 
@@ -51,7 +51,8 @@ struct names {
 	size_t cap;
 };
 
-/* tar_stream.c */
+/* tar_stream_msg.c */
+int PRINTF_LIKE(2, 3) ts_fail(struct streamer *s, const char *fmt, ...);
 int PRINTF_LIKE(2, 3) ts_fail_entry(struct streamer *s, const char *fmt, ...);
 int ts_fail_entry_errno(struct streamer *s, const char *op);
 int ts_fail_replaced(struct streamer *s);
