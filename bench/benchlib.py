@@ -438,13 +438,19 @@ def cpu_busy_s():
     return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def machine():
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo, "" if it has none."""
     cpu = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
+    return cpu
+
+
+def machine():
+    cpu = cpu_model()
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "kernel": platform.release(), "cpu": cpu, "cores": os.cpu_count(),
             "loadavg_start": os.getloadavg(),

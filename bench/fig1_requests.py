@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import SlowFS
+from benchlib import SlowFS, cpu_model
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 EXTRA = [0, 5, 10, 20, 40]
@@ -224,12 +224,7 @@ def versions(prefix):
         python_cmd(prefix, "numpy, scipy, sys; print(sys.version.split()[0], numpy.__version__, "
                            "scipy.__version__)"),
         env=py_env(prefix, "", 0), stdout=subprocess.PIPE, text=True, check=True).stdout.split()
-    cpu = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
     def cmd_out(c):

@@ -76,6 +76,14 @@ def healthy_cluster_after_each_test(cluster):
 
 
 @pytest.fixture
+def restore_cluster(cluster):
+    """For tests that boot the cluster differently: the usual one again afterwards."""
+    yield cluster
+    pc.reboot(cluster)
+    pc.write_site_config(pc.GOOD_CONFIG)
+
+
+@pytest.fixture
 def workdir():
     path = pc.user_workdir()
     yield path

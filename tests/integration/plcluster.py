@@ -99,6 +99,13 @@ def cluster(*args, env=None, check=True):
                           text=True, capture_output=True)
 
 
+def reboot(env, **extra):
+    """The test cluster booted again with the environment of its first boot (the conftest
+    fixture's), changed by extra (cluster.sh's settings, e.g. CGROUP="v1")."""
+    up = cluster("up", env=dict(env, **extra), check=False)
+    assert up.returncode == 0, up.stdout + up.stderr
+
+
 def slurm_env():
     return dict(os.environ, SLURM_CONF=str(CLUSTER_DIR / "etc" / "slurm.conf"))
 

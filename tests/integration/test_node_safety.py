@@ -311,19 +311,6 @@ CGROUP_TASK = (
     "echo $n USAGE $(cat $d/memory.usage_in_bytes) MAX $(cat $d/memory.max_usage_in_bytes)")
 
 
-def reboot(env, **extra):
-    up = pc.cluster("up", env=dict(env, **extra), check=False)
-    assert up.returncode == 0, up.stdout + up.stderr
-
-
-@pytest.fixture
-def restore_cluster(cluster):
-    """For tests that boot the cluster differently: the usual one again afterwards."""
-    yield cluster
-    reboot(cluster)
-    pc.write_site_config(pc.GOOD_CONFIG)
-
-
 def job_cgroup_dirs():
     """uid_* directories of the test cluster's nodes in the memory and freezer hierarchies."""
     out = subprocess.run("ls -d /sys/fs/cgroup/memory/slurm_node*/uid_* "
@@ -349,7 +336,7 @@ def test_staging_runs_in_the_jobs_cgroup(workdir, restore_cluster, constrain_ram
     tmpfs pages are then charged to the job. With ConstrainRAMSpace=yes the staging stays in
     slurmd's memory cgroup: Slurm sets the job's limit after the prolog, and a limit below what
     the staging charged would fail (EBUSY)."""
-    reboot(restore_cluster, CGROUP="v1", CGROUP_RAM=constrain_ram)
+    pc.reboot(restore_cluster, CGROUP="v1", CGROUP_RAM=constrain_ram)
     pc.write_site_config(pc.GOOD_CONFIG)
     blob = bytes(range(256)) * 4096  # 1 MiB that gzip shrinks; the pages are what counts
     bundle = bd.tar_entries(workdir / "cg.tar.gz",
