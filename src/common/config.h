@@ -1,6 +1,6 @@
 /* The site configuration: built-in defaults, amended by the YAML file (etc/pylaunch.yaml is the
  * annotated example, every key at its default) and then by KEY=VALUE arguments on the
- * plugstack.conf line. One schema (config.c) serves the file and the arguments alike.
+ * plugstack.conf line. One schema (config_schema.c) serves the file and the arguments alike.
  * Pure apart from reading the file; errors come back as one line of text for the caller to log. */
 #ifndef PL_CONFIG_H
 #define PL_CONFIG_H

@@ -1,4 +1,4 @@
-/* Unit tests of src/common/config.c: defaults, the YAML file, plugstack overrides, validation, and
+/* Unit tests of src/common/config*.c: defaults, the YAML file, plugstack overrides, validation, and
  * the message every mistake produces (file, line, key, reason). */
 #include <setjmp.h>
 #include <stdarg.h>

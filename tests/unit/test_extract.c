@@ -1,4 +1,4 @@
-/* Unit tests of src/stage/extract.c: bundles written here with libarchive's write API, extracted
+/* Unit tests of src/stage/extract*.c: bundles written here with libarchive's write API, extracted
  * into a scratch stage directory, and the resulting tree (or the refusal) checked. */
 #include <setjmp.h>
 #include <stdarg.h>
