@@ -67,7 +67,14 @@ class SlowFS:
     def mounted(self):
         return subprocess.run(["mountpoint", "-q", self.mnt]).returncode == 0
 
-    def mount(self):
+    def mount(self, delay_us=None, read_mbps=None, opts=None):
+        """Mounts (again) with the settings given, the others as they were."""
+        if delay_us is not None:
+            self.delay_us = delay_us
+        if read_mbps is not None:
+            self.read_mbps = read_mbps
+        if opts is not None:
+            self.opts = opts
         if self.mounted():
             self.umount()
         run([os.path.join(SLOWFS, "mount.sh"), self.mnt, self.src, str(self.delay_us),
@@ -431,13 +438,19 @@ def cpu_busy_s():
     return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def machine():
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo, "" if it has none."""
     cpu = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
+    return cpu
+
+
+def machine():
+    cpu = cpu_model()
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "kernel": platform.release(), "cpu": cpu, "cores": os.cpu_count(),
             "loadavg_start": os.getloadavg(),
@@ -485,7 +498,7 @@ def run_and_save(res, out_json, out_png, run, derive, plot):
 def config_text(extra=""):
     """The site configuration of every benchmark job; `extra` adds YAML sections (tree: ...)."""
     return ("stage:\n  dir: /dev/shm/pylaunch\n"
-            f"monitor:\n  default: off\n  hook_dir: {os.path.join(REPO, 'share')}\n" + extra)
+            f"monitor:\n  default: off\n  hook_dir: {os.path.join(REPO, 'share', 'monitor')}\n" + extra)
 
 
 class OpenWatch:

@@ -29,8 +29,9 @@ import subprocess
 import sys
 import time
 
+from benchlib import SlowFS, cpu_model
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
-SLOWFS = os.path.join(BENCH, "slowfs")
 EXTRA = [0, 5, 10, 20, 40]
 IMPORTS = ["numpy", "scipy", "scipy.stats"]
 CACHED = "entry_timeout=86400,attr_timeout=86400,negative_timeout=86400"
@@ -44,46 +45,6 @@ def log(*a):
 
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
-
-
-class SlowFS:
-    def __init__(self, src, mnt):
-        self.src, self.mnt = src, mnt
-
-    def mounted(self):
-        return subprocess.run(["mountpoint", "-q", self.mnt]).returncode == 0
-
-    def mount(self, delay_us=0, read_mbps=0, opts=""):
-        if self.mounted():
-            self.umount()
-        run([os.path.join(SLOWFS, "mount.sh"), self.mnt, self.src, str(delay_us), str(read_mbps)],
-            stdout=subprocess.DEVNULL, env=dict(os.environ, SLOWFS_OPTS=opts))
-        self.delay_us = delay_us
-
-    def umount(self):
-        r = subprocess.run([os.path.join(SLOWFS, "umount.sh"), self.mnt], stdout=subprocess.DEVNULL)
-        if r.returncode:
-            log("warning: umount.sh", self.mnt, "failed")
-
-    def stats(self, what="dump"):
-        out = run([os.path.join(SLOWFS, "stats.sh"), self.mnt, what],
-                  stdout=subprocess.PIPE, text=True).stdout
-        return json.loads(out)
-
-    def reset(self):
-        self.stats("reset")
-
-    def settled(self):
-        """Counters once the asynchronous requests of an exited process (RELEASE of its files,
-        sent by the kernel after exit) have arrived: dump until two dumps 100 ms apart agree."""
-        prev = self.stats()
-        for _ in range(40):
-            time.sleep(0.1)
-            cur = self.stats()
-            if cur["metadata_requests"] == prev["metadata_requests"] and cur["read"] == prev["read"]:
-                return cur
-            prev = cur
-        return prev
 
 
 def py_env(prefix, extra_root, n):
@@ -263,12 +224,7 @@ def versions(prefix):
         python_cmd(prefix, "numpy, scipy, sys; print(sys.version.split()[0], numpy.__version__, "
                            "scipy.__version__)"),
         env=py_env(prefix, "", 0), stdout=subprocess.PIPE, text=True, check=True).stdout.split()
-    cpu = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
     def cmd_out(c):
@@ -408,7 +364,7 @@ def count_section(res, fs, prefix, extra_root, cwd, imports, reps_n):
         for n in EXTRA:
             reps = []
             for _ in range(reps_n):
-                fs.mount(0, opts=CACHED)
+                fs.mount(0, 0, CACHED)
                 timed(python_cmd(prefix, mod), py_env(prefix, extra_root, n), cwd)
                 reps.append(fs.settled())
             med = sorted(reps, key=lambda r: r["metadata_requests"])[len(reps) // 2]
@@ -418,7 +374,7 @@ def count_section(res, fs, prefix, extra_root, cwd, imports, reps_n):
             res["counts_cached_cold"][mod][str(n)] = point
             log(f"  import {mod:12s} +{n:2d} entries: {point['metadata_requests']:6d} metadata requests "
                 f"({point['lookup']} lookups)")
-    fs.mount(0)
+    fs.mount(0, 0, "")
 
 
 def strace_section(res, fs, prefix, extra_root, cwd, imports, work, src, mnt):
@@ -473,7 +429,7 @@ def timing_section(res, fs, prefix, extra_root, cwd, imports, reps, src):
     log("wall time")
     res["machine"]["loadavg_before_timing"] = os.getloadavg()
     for delay in (0, 200, 1000):
-        fs.mount(delay)
+        fs.mount(delay, 0, "")
         res["wall_time"][str(delay)] = {}
         for mod in imports:
             res["wall_time"][str(delay)][mod] = {}
@@ -613,7 +569,7 @@ def main():
     }
     try:
         if not args.timing_only:
-            fs.mount(0)
+            fs.mount(0, 0, "")
             for mod in imports:  # warm the local page cache under the source
                 timed(python_cmd(prefix, mod), py_env(prefix, extra_root, 0), cwd)
             count_section(res, fs, prefix, extra_root, cwd, imports, args.reps)

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Start-up cost of the --pymonitor hook (share/sitecustomize.py), side by side.
+"""Start-up cost of the --pymonitor hook (share/monitor/sitecustomize.py), side by side.
 
     bench/monitor_overhead.py [--runs N] [--python PATH] [--out FILE]
 
@@ -86,7 +86,7 @@ print(time.perf_counter() - start)
 def install_hook(spool):
     os.makedirs(os.path.join(spool, '.hook'))
     for source, name in HOOK_FILES:
-        shutil.copy(os.path.join(TOP, 'share', source), os.path.join(spool, '.hook', name))
+        shutil.copy(os.path.join(TOP, 'share', 'monitor', source), os.path.join(spool, '.hook', name))
 
 
 def install_old_hook(spool, rev):

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""N --pymonitor records (schema_version 1, as src/monitor_record.c writes them), seeded, drawn
+"""N --pymonitor records (schema_version 1, as src/monitor/monitor_record.c writes them), seeded, drawn
 from what paper 002 (Customs, NERSC Cori) reports:
 
 - 2448 users of Python; a few users run most jobs (Zipf-like activity);

@@ -1,4 +1,4 @@
-/* The tree channel's CPU cost: seals and opens GB of 64 KiB records with src/tree_cipher.c
+/* The tree channel's CPU cost: seals and opens GB of 64 KiB records with src/tree/tree_cipher.c
  * (AES-256-GCM) on one core, and, for the choice of cipher, ChaCha20-Poly1305 on the same
  * records through libcrypto directly. Writes JSON (CPU seconds per GB, GB/s) to the path given
  * (default bench/results/tree_cipher.json) and a line per measure on stdout.

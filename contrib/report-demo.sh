@@ -64,7 +64,7 @@ eval "$(cluster env)"
 cat >"$CLUSTER_DIR/etc/pylaunch.yaml" <<YAML
 monitor:
   default: off
-  hook_dir: $top/share
+  hook_dir: $top/share/monitor
   sinks:
     - type: file
       path: $sink_dir/records.jsonl

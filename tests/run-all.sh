@@ -47,7 +47,7 @@ step "autoreconf"
 autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 
 step "format"
-clang-format --dry-run -Werror src/*.[ch] tests/unit/*.c
+clang-format --dry-run -Werror $(find src -name '*.[ch]') tests/unit/*.c
 
 step "a private munged for the unit tests of MUNGE credentials"
 munge_dir=$(mktemp -d /run/pylaunch-unit-munge.XXXXXX)

@@ -17,7 +17,7 @@ it recommends.  Standard library only (matplotlib for the plot).
                    every node reads the shared file system itself
 
 depth = levels below the root of the complete k-ary tree of N nodes (node i's parent (i-1)/k, as
-src/tree_topology.h).  S is the bundle's size, U its unpacked size.
+src/tree/tree_topology.h).  S is the bundle's size, U its unpacked size.
 
   bench/run model                                  -> bench/results/model.{json,png}, recommendation
   bench/run model --check bench/results/fanout.json   the measured points against the model of

@@ -42,6 +42,11 @@ def python_env_tree(dest):
     return dest
 
 
+def python_env_bundle(build_dir, archive):
+    """python_env_tree built under build_dir, packed into archive (.tar.zst), the test user's."""
+    return tar_dir(python_env_tree(build_dir / "env"), archive, "zst")
+
+
 def tar_dir(src, archive, compression="gz"):
     flags = {"gz": "-z", "zst": "--zstd", "xz": "-J", "bz2": "-j", "lz4": "--use-compress-program=lz4",
              "": None}[compression]

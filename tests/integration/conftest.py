@@ -4,9 +4,11 @@ import fcntl
 import os
 import pathlib
 import shutil
+import subprocess
 
 import pytest
 
+import bundles as bd
 import plcluster as pc
 
 
@@ -74,7 +76,25 @@ def healthy_cluster_after_each_test(cluster):
 
 
 @pytest.fixture
+def restore_cluster(cluster):
+    """For tests that boot the cluster differently: the usual one again afterwards."""
+    yield cluster
+    pc.reboot(cluster)
+    pc.write_site_config(pc.GOOD_CONFIG)
+
+
+@pytest.fixture
 def workdir():
     path = pc.user_workdir()
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def env_bundle(tmp_path_factory):
+    """A real Python environment bundle (Debian's interpreter and stdlib), in a directory of the
+    test user's; test_releases.py has one of its own on the shared file system."""
+    work = pc.user_workdir()
+    archive = bd.python_env_bundle(tmp_path_factory.mktemp("env"), work / "env.tar.zst")
+    yield archive
+    subprocess.run(["rm", "-rf", str(work)], check=False)

@@ -32,7 +32,7 @@ stage:
   dir: /dev/shm/pylaunch
 monitor:
   default: off
-  hook_dir: {REPO / "share"}
+  hook_dir: {REPO / "share" / "monitor"}
   sinks:
     - type: file
       path: {SINK_FILE}
@@ -97,6 +97,13 @@ def cluster(*args, env=None, check=True):
     full_env.update(env or {})
     return subprocess.run(["bash", str(CLUSTER_SH), *args], env=full_env, check=check,
                           text=True, capture_output=True)
+
+
+def reboot(env, **extra):
+    """The test cluster booted again with the environment of its first boot (the conftest
+    fixture's), changed by extra (cluster.sh's settings, e.g. CGROUP="v1")."""
+    up = cluster("up", env=dict(env, **extra), check=False)
+    assert up.returncode == 0, up.stdout + up.stderr
 
 
 def slurm_env():

@@ -360,7 +360,7 @@ def test_job_script_overwriting_pythonpath_is_still_monitored(workdir):
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", "--system-site-packages",
                     str(venv)], check=True)
     (site,) = venv.glob("lib/python3*/site-packages")
-    (site / "pylaunch-monitor.pth").write_text((pc.REPO / "share" / "pylaunch-monitor.pth").read_text())
+    (site / "pylaunch-monitor.pth").write_text((pc.REPO / "share" / "monitor" / "pylaunch-monitor.pth").read_text())
     make_dist(workdir / "mine", "mine-dist", "1.0", "mine")
     bd.give_to_user(venv)
     bd.give_to_user(workdir / "mine")

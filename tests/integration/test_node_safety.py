@@ -19,15 +19,6 @@ EPILOG_TIMEOUT = 60
 EPILOG_DONE = r"epilog job (\d+) on (\S+): done in ([0-9.]+) s \(epilog.timeout (\d+) s\)"
 
 
-@pytest.fixture(scope="module")
-def env_bundle(tmp_path_factory):
-    work = pc.user_workdir()
-    tree = bd.python_env_tree(tmp_path_factory.mktemp("env") / "env")
-    archive = bd.tar_dir(tree, work / "env.tar.zst", "zst")
-    yield archive
-    subprocess.run(["rm", "-rf", str(work)], check=False)
-
-
 def on_node(node, script, user=False):
     cmd = ["runuser", "-u", pc.TEST_USER, "--", "sh", "-c", script] if user else \
         ["sh", "-c", script]
@@ -322,19 +313,6 @@ CGROUP_TASK = (
     "MAX $(cat $d/memory.max_usage_in_bytes); else echo $n USAGE none MAX none; fi")
 
 
-def reboot(env, **extra):
-    up = pc.cluster("up", env=dict(env, **extra), check=False)
-    assert up.returncode == 0, up.stdout + up.stderr
-
-
-@pytest.fixture
-def restore_cluster(cluster):
-    """For tests that boot the cluster differently: the usual one again afterwards."""
-    yield cluster
-    reboot(cluster)
-    pc.write_site_config(pc.GOOD_CONFIG)
-
-
 def job_cgroup_dirs():
     """uid_* directories of the test cluster's nodes in the memory and freezer hierarchies."""
     out = subprocess.run("ls -d /sys/fs/cgroup/memory/slurm_node*/uid_* "
@@ -360,7 +338,7 @@ def test_staging_runs_in_the_jobs_cgroup(workdir, restore_cluster, constrain_ram
     tmpfs pages are then charged to the job. With ConstrainRAMSpace=yes the staging stays in
     slurmd's memory cgroup: Slurm sets the job's limit after the prolog, and a limit below what
     the staging charged would fail (EBUSY)."""
-    reboot(restore_cluster, CGROUP="v1", CGROUP_RAM=constrain_ram)
+    pc.reboot(restore_cluster, CGROUP="v1", CGROUP_RAM=constrain_ram)
     pc.write_site_config(pc.GOOD_CONFIG)
     blob = bytes(range(256)) * 4096  # 1 MiB that gzip shrinks; the pages are what counts
     bundle = bd.tar_entries(workdir / "cg.tar.gz",

@@ -20,16 +20,6 @@ REPORT = ("import json, os, sys, pylaunch_probe; print(json.dumps({'exe': sys.ex
           "'node': os.environ['SLURMD_NODENAME'], 'job': os.environ['SLURM_JOB_ID']}))")
 
 
-@pytest.fixture(scope="session")
-def env_bundle(tmp_path_factory):
-    """A real Python environment bundle (Debian's interpreter and stdlib)."""
-    work = pc.user_workdir()
-    tree = bd.python_env_tree(tmp_path_factory.mktemp("env") / "env")
-    archive = bd.tar_dir(tree, work / "env.tar.zst", "zst")
-    yield archive
-    subprocess.run(["rm", "-rf", str(work)], check=False)
-
-
 def staged_dirs(node):
     out = pc.cluster("exec", node, "sh", "-c", "ls -A /dev/shm/pylaunch 2>/dev/null; true")
     return [n for n in out.stdout.split() if n != ".state"] + \

@@ -193,7 +193,3 @@ def test_leftovers_of_ended_jobs_are_swept_by_the_next_epilog(workdir):
     assert out.returncode == 0, out.stderr
     assert watch.wait_for("node1", rf"removing the leftover stage tree of ended job {stale}")
     assert staged_dirs("node1") == []
-
-
-# fixtures shared with test_pybundle.py
-from test_pybundle import env_bundle  # noqa: E402,F401

@@ -24,8 +24,7 @@ def env_bundle():
     """A Python environment on the shared file system, owned by the test user."""
     work = pc.SHARED_SRC / "rel-env.d"
     shutil.rmtree(work, ignore_errors=True)
-    tree = bd.python_env_tree(work / "env")
-    archive = bd.tar_dir(tree, pc.SHARED_SRC / "rel-env.tar.zst", "zst")
+    archive = bd.python_env_bundle(work, pc.SHARED_SRC / "rel-env.tar.zst")
     shutil.rmtree(work)
     return pc.SHARED / archive.name
 
@@ -61,19 +60,6 @@ def wait_end(job, timeout=120):
 
 def node_exec(node, *cmd):
     return pc.cluster("exec", node, *cmd, check=False)
-
-
-def reboot(cluster, **env):
-    up = pc.cluster("up", env=dict(cluster, **env), check=False)
-    assert up.returncode == 0, up.stdout + up.stderr
-
-
-@pytest.fixture
-def restore_cluster(cluster):
-    """For tests that boot the cluster differently: the usual one again afterwards."""
-    yield cluster
-    reboot(cluster)
-    pc.write_site_config(pc.GOOD_CONFIG)
 
 
 def test_slurmd_logs_the_release_the_plugin_was_built_for():
@@ -143,7 +129,7 @@ def test_sbatch_export_none_job_uses_its_bundle(workdir, env_bundle):
 def test_tree_reaches_nodes_at_their_node_addr(workdir, env_bundle, restore_cluster):
     """Inside the nodes every node name resolves to an unused address: only slurm.conf's NodeAddr
     reaches a peer."""
-    reboot(restore_cluster, NODE_HOSTS="misleading")
+    pc.reboot(restore_cluster, NODE_HOSTS="misleading")
     pc.write_site_config(pc.GOOD_CONFIG + "tree:\n  fanout: 1\n  connect_timeout: 3s\n")
     watch = pc.LogWatch()
     out = pc.as_user(["srun", "-N3", f"--pybundle={env_bundle}", "python3", "-c",
@@ -173,8 +159,8 @@ monitor:
 def test_job_container_tmpfs_tasks_see_the_staged_tree(workdir, env_bundle, restore_cluster):
     """job_container/tmpfs (namespace/tmpfs from 25.11) gives the job a private /tmp and /dev/shm;
     a stage.dir outside them (a node tmpfs at /run/pylaunch) is what the tasks see."""
-    reboot(restore_cluster, JOB_CONTAINER="tmpfs")
-    pc.write_site_config(CONTAINER_CONFIG.format(hook_dir=pc.REPO / "share", sink=pc.SINK_FILE))
+    pc.reboot(restore_cluster, JOB_CONTAINER="tmpfs")
+    pc.write_site_config(CONTAINER_CONFIG.format(hook_dir=pc.REPO / "share" / "monitor", sink=pc.SINK_FILE))
     job = sbatch(workdir, "srun python3 -c 'import sys, os; print(\"prefix\", sys.prefix); "
                  "print(\"shm\", sorted(os.listdir(\"/dev/shm\")))'",
                  "-N2", "--ntasks-per-node=1", f"--pybundle={env_bundle}", "--pymonitor")
@@ -188,7 +174,7 @@ def test_job_container_tmpfs_tasks_see_the_staged_tree(workdir, env_bundle, rest
 def test_prolog_flags_run_in_job_stages(workdir, env_bundle, restore_cluster):
     if slurm_release() < (24, 5):
         pytest.skip("PrologFlags=RunInJob exists from Slurm 24.05")
-    reboot(restore_cluster, PROLOG_FLAGS="Alloc,RunInJob")
+    pc.reboot(restore_cluster, PROLOG_FLAGS="Alloc,RunInJob")
     watch = pc.LogWatch()
     out = pc.as_user(["srun", "-N2", f"--pybundle={env_bundle}", "python3", "-c",
                       "import sys; print(sys.prefix)"], cwd=workdir)

@@ -394,7 +394,7 @@ def test_interior_node_cut_off_for_seconds(workdir, big_bundle):
 # ---------------------------------------------------------------- who may talk to a tree
 
 def claim(job, key, sender, receiver, role=1):
-    """A HELLO claim as src/tree_auth.c encodes it (version 3: AES-256-GCM channel; digest,
+    """A HELLO claim as src/tree/tree_auth.c encodes it (version 3: AES-256-GCM channel; digest,
     channel binding, then the sender's cipher secret)."""
     fixed = b"PLAC" + bytes([3, role, 1, 0]) + struct.pack(">I", job) + key.encode() + \
         struct.pack(">Q", 0) + bytes(32) + bytes(32) + bytes(32)
@@ -513,7 +513,7 @@ while True:
 
 
 def home_port(job, attempt=0, lo=47000, hi=47999):
-    """src/tree_topology.c's pl_tree_port for the default tree.ports."""
+    """src/tree/tree_topology.c's pl_tree_port for the default tree.ports."""
     r = hi - lo + 1
     stride = (r * 618 + 999) // 1000
     while stride > 1 and math.gcd(stride, r) != 1:

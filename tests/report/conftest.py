@@ -1,4 +1,4 @@
-"""Fixtures of the pylaunch-report tests: records as src/monitor_record.c writes them."""
+"""Fixtures of the pylaunch-report tests: records as src/monitor/monitor_record.c writes them."""
 import copy
 import json
 import os
@@ -11,7 +11,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LIB = os.path.join(REPO, "tools", "report")
 sys.path.insert(0, LIB)
 
-# The record of README.md's example as it was in schema_version 1 (src/monitor_record.c of
+# The record of README.md's example as it was in schema_version 1 (src/monitor/monitor_record.c of
 # 057f67e); README.md shows schema_version 2 now (test_record.py reads it).
 BASE = {
     "schema": "pylaunch-monitor-record", "schema_version": 1, "cluster": "cluster",

@@ -1,4 +1,4 @@
-/* Unit tests of src/bundle.c: submit-time checks of the bundles as files, and
+/* Unit tests of src/stage/bundle.c: submit-time checks of the bundles as files, and
  * the key that names their staged tree. */
 #include <setjmp.h>
 #include <stdarg.h>

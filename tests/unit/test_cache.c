@@ -1,4 +1,4 @@
-/* Unit tests of src/cache.c: the identity of a bundle list, the entry names, and the index
+/* Unit tests of src/stage/cache*.c: the identity of a bundle list, the entry names, and the index
  * (markers, least-recently-used eviction that never takes an entry in use, purge by user). The
  * read-only view (a mount) is tested on the cluster (tests/integration/test_cache.py). */
 #include <setjmp.h>

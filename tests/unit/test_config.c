@@ -1,5 +1,5 @@
-/* Unit tests of src/config.c: defaults, the YAML file, plugstack overrides, validation, and the
- * message every mistake produces (file, line, key, reason). */
+/* Unit tests of src/common/config*.c: defaults, the YAML file, plugstack overrides, validation, and
+ * the message every mistake produces (file, line, key, reason). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

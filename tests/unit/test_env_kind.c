@@ -1,5 +1,5 @@
-/* Unit tests of src/env_kind.c and src/env_prepare.c: trees made on disk, recognised by kind;
- * a venv's home checked and its console scripts pointed at the staged copy. */
+/* Unit tests of src/stage/env_kind.c and src/stage/env_prepare.c: trees made on disk, recognised by
+ * kind; a venv's home checked and its console scripts pointed at the staged copy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
-/* Unit tests of src/extract.c: bundles written here with libarchive's write API, extracted into a
- * scratch stage directory, and the resulting tree (or the refusal) checked. */
+/* Unit tests of src/stage/extract*.c: bundles written here with libarchive's write API, extracted
+ * into a scratch stage directory, and the resulting tree (or the refusal) checked. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* Unit tests of src/monitor.c: sampling, and the prolog and epilog entry points from
+/* Unit tests of src/monitor/monitor.c: sampling, and the prolog and epilog entry points from
  * spool to record, with synthetic logs and (when Debian's python3 is there) with logs
  * written by the real hook. */
 #include <setjmp.h>
@@ -158,7 +158,7 @@ static void test_prolog_prepares_the_spool(void **state)
 	const char *srcdir = getenv("srcdir");
 	char path[256], share[512];
 
-	snprintf(share, sizeof(share), "%s/share", srcdir ? srcdir : ".");
+	snprintf(share, sizeof(share), "%s/share/monitor", srcdir ? srcdir : ".");
 	free(f->cfg.monitor_hook_dir);
 	f->cfg.monitor_hook_dir = strdup(share);
 	pl_monitor_prolog(&f->cfg, JOB, getuid(), getgid());
@@ -261,7 +261,7 @@ static void test_real_hook_end_to_end(void **state)
 
 	if (access("/usr/bin/python3", X_OK) != 0)
 		skip();
-	snprintf(share, sizeof(share), "%s/share", srcdir ? srcdir : ".");
+	snprintf(share, sizeof(share), "%s/share/monitor", srcdir ? srcdir : ".");
 	snprintf(cmd, sizeof(cmd), "%s/sitecustomize.py", share);
 	if (access(cmd, R_OK) != 0)
 		skip();

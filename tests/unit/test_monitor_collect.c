@@ -1,5 +1,6 @@
-/* Unit tests of src/monitor_collect.c: the import logs as the hook writes them, as a
- * hostile user could write them, and their aggregation per job and node. */
+/* Unit tests of the collector (src/monitor/monitor_collect.c, _parse, _process, _node): the import
+ * logs as the hook writes them, as a hostile user could write them, and their aggregation per job
+ * and node. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,6 @@
-/* Unit tests of src/monitor_record.c: JSON escaping of whatever user processes wrote,
- * the record of a job on a node, staff membership and the job's metadata. */
+/* Unit tests of src/monitor/monitor_record.c (and monitor_json.c, monitor_job.c): JSON escaping of
+ * whatever user processes wrote, the record of a job on a node, staff membership and the job's
+ * metadata. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

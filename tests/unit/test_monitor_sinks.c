@@ -1,4 +1,4 @@
-/* Unit tests of src/sink_file.c and src/sink_syslog.c: whole lines from concurrent
+/* Unit tests of src/monitor/sink_file.c and src/monitor/sink_syslog.c: whole lines from concurrent
  * writers, RFC 5424 messages, the splitting rule, and delivery over a datagram socket,
  * UDP and TCP on 127.0.0.1, with failures that must stay bounded. */
 #include <setjmp.h>

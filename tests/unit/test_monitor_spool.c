@@ -1,4 +1,4 @@
-/* Unit tests of src/monitor_spool.c: the job's spool made in the prolog and removed in
+/* Unit tests of src/monitor/monitor_spool.c: the job's spool made in the prolog and removed in
  * the epilog, whatever its user put into it. Run as root (CI) they also check ownership
  * and refusals that only root can set up; as another user those parts are skipped. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* Unit tests of src/monitor_task.c: the environment task_init gives a monitored task,
+/* Unit tests of src/monitor/monitor_task.c: the environment task_init gives a monitored task,
  * against a stand-in for the SPANK environment calls. */
 #include <setjmp.h>
 #include <stdarg.h>

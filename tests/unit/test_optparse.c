@@ -1,4 +1,4 @@
-/* Unit tests of src/optparse.c: the option values every context must agree on. */
+/* Unit tests of src/common/optparse.c: the option values every context must agree on. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
-/* Unit tests of the root-side pieces of staging: src/runas.c (work as the
- * user), src/stage_dir.c (the stage directory under root) and src/purge.c
+/* Unit tests of the root-side pieces of staging: src/common/runas.c (work as the
+ * user), src/stage/stage_dir.c (the stage directory under root) and src/common/purge.c
  * (removal as the owner). They need root, as the prolog has; CI runs them as
  * root, an unprivileged developer run skips them. */
 #include <setjmp.h>

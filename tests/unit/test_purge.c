@@ -1,4 +1,4 @@
-/* Unit tests of src/purge.c: removal of trees a user shaped to resist it. Run as an ordinary
+/* Unit tests of src/common/purge.c: removal of trees a user shaped to resist it. Run as an ordinary
  * user, as the epilog's purge is (as root the process drops to nobody first: root would not
  * notice a directory of mode 000). */
 #include <setjmp.h>

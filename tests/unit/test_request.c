@@ -1,4 +1,4 @@
-/* Unit tests of src/request.c: how each context resolves what a job asked for. */
+/* Unit tests of src/common/request.c: how each context resolves what a job asked for. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,5 @@
-/* Unit tests of src/sha256.c (libcrypto): FIPS 180-4 test vectors, streaming, restarting, freeing.
+/* Unit tests of src/common/sha256.c (libcrypto): FIPS 180-4 test vectors, streaming, restarting,
+ * freeing.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests of src/site.c: the plugstack.conf arguments select and amend the
+/* Unit tests of src/common/site.c: the plugstack.conf arguments select and amend the
  * site configuration. */
 #include <setjmp.h>
 #include <stdarg.h>

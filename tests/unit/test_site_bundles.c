@@ -1,4 +1,5 @@
-/* Unit tests of src/site_bundles.c: @NAME in --pybundle values, and the default-bundle policy. */
+/* Unit tests of src/stage/site_bundles.c: @NAME in --pybundle values, and the default-bundle
+ * policy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-"""Tests of the --pymonitor hook (share/sitecustomize.py) with real interpreters.
+"""Tests of the --pymonitor hook (share/monitor/sitecustomize.py) with real interpreters.
 
     /usr/bin/python3 -m pytest tests/unit/test_sitecustomize.py
 
@@ -20,7 +20,7 @@ import time
 import pytest
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARE = os.path.join(TOP, 'share')
+SHARE = os.path.join(TOP, 'share', 'monitor')
 # what the prolog copies into the spool's .hook (monitor_spool.c): installed name -> spool name
 HOOK_FILES = (('sitecustomize.py', 'sitecustomize.py'), ('sitecustomize.py', 'usercustomize.py'),
               ('pylaunch_monitor.py', 'pylaunch_monitor.py'))
@@ -535,10 +535,10 @@ def test_byte_code_cached_in_the_spool(job):
 
 
 def test_runs_from_the_source_tree(tmp_path):
-    # PYTHONPATH=share/ directly, as a site could do without the prolog's copy.
+    # PYTHONPATH=share/monitor/ directly, as a site could do without the prolog's copy.
     spool = tmp_path / 'spool'
     spool.mkdir()
-    env = dict(base_env(), PYTHONPATH=os.path.join(TOP, 'share'), PYLAUNCH_MONITOR_SPOOL=str(spool),
+    env = dict(base_env(), PYTHONPATH=os.path.join(TOP, 'share', 'monitor'), PYLAUNCH_MONITOR_SPOOL=str(spool),
                PYTHONPYCACHEPREFIX=str(tmp_path / 'pycache'))
     result = run(DEBIAN, ['-c', 'import sys, multiprocessing; print(sys.path[0])'], env, str(tmp_path))
     assert result.stdout == b'\n' and result.returncode == 0

@@ -1,4 +1,4 @@
-/* Unit tests of src/tar_stream.c: directories built here are streamed (through a pipe from a
+/* Unit tests of src/stage/tar_stream*.c: directories built here are streamed (through a pipe from a
  * forked writer, as the fan-out's root will, or into a file), extracted with extract.c, and the
  * staged tree compared with the original; refusals are checked by their message, and by the
  * stream they leave behind, which no reader may take for complete. */

@@ -1,4 +1,4 @@
-/* Unit tests of src/task_env.c: what a task started from a staged tree sees. */
+/* Unit tests of src/stage/task_env.c: what a task started from a staged tree sees. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

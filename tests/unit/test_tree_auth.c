@@ -1,5 +1,5 @@
-/* Unit tests of src/tree_auth.c: the claims of the tree's MUNGE credentials, checked with a fake
- * backend, and once with the real munged when one answers. */
+/* Unit tests of src/tree/tree_auth.c: the claims of the tree's MUNGE credentials, checked with a
+ * fake backend, and once with the real munged when one answers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,5 @@
-/* Unit tests of src/tree_cipher.c: the records of the tree's channel, with the real libcrypto. */
+/* Unit tests of src/tree/tree_cipher.c: the records of the tree's channel, with the real libcrypto.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,5 @@
-/* Unit tests of src/tree_frame.c: the session stream of the tree fan-out, sent and received. */
+/* Unit tests of src/tree/tree_frame.c: the session stream of the tree fan-out, sent and received.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

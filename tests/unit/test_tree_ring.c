@@ -1,4 +1,4 @@
-/* Unit tests of src/tree_ring.c: the bytes a node holds of a fan-out stream. */
+/* Unit tests of src/tree/tree_ring.c: the bytes a node holds of a fan-out stream. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

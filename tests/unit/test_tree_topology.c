@@ -1,4 +1,4 @@
-/* Unit tests of src/tree_topology.c: the node list parser, the tree over it, the ports. */
+/* Unit tests of src/tree/tree_topology.c: the node list parser, the tree over it, the ports. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* Unit tests of src/units.c: every form a site may write, and every one it must not. */
+/* Unit tests of src/common/units.c: every form a site may write, and every one it must not. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

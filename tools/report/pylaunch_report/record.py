@@ -1,6 +1,6 @@
 """Everything this tool knows about the record format, in one place.
 
-The records are those of src/monitor_record.c (share/monitor-record.schema.json):
+The records are those of src/monitor/monitor_record.c (share/monitor-record.schema.json):
 schema "pylaunch-monitor-record", schema_version 1 or 2. A field that is missing, null
 or of an unexpected type is "not known" (None), never an error: a newer plugin may add
 fields and an older one lacks some. Only a line that is not a JSON object, or an
