@@ -286,7 +286,8 @@ size_t pl_cache_make_room(struct pl_cache *c, uint64_t max_bytes, uint64_t max_e
 	return evicted;
 }
 
-size_t pl_cache_purge(struct pl_cache *c, uid_t uid)
+/* Removes the entries that match: of uid (any with (uid_t)-1), or only those no job uses. */
+static size_t purge_matching(struct pl_cache *c, uid_t uid, bool only_unused)
 {
 	struct pl_cache_list l;
 	size_t removed = 0;
@@ -294,25 +295,24 @@ size_t pl_cache_purge(struct pl_cache *c, uid_t uid)
 
 	if (scan(c, 0, NULL, &l) < 0)
 		return 0;
-	for (size_t i = 0; i < l.n; i++)
-		if ((uid == (uid_t)-1 || l.e[i].uid == uid) &&
-		    pl_cache_remove(c, l.e[i].name, err, sizeof(err)) == 0)
+	for (size_t i = 0; i < l.n; i++) {
+		const struct pl_cache_entry *e = &l.e[i];
+
+		if ((uid != (uid_t)-1 && e->uid != uid) || (only_unused && e->in_use))
+			continue;
+		if (pl_cache_remove(c, e->name, err, sizeof(err)) == 0)
 			removed++;
+	}
 	pl_cache_list_free(&l);
 	return removed;
 }
 
+size_t pl_cache_purge(struct pl_cache *c, uid_t uid)
+{
+	return purge_matching(c, uid, false);
+}
+
 size_t pl_cache_purge_unused(struct pl_cache *c)
 {
-	struct pl_cache_list l;
-	size_t removed = 0;
-	char err[256];
-
-	if (scan(c, 0, NULL, &l) < 0)
-		return 0;
-	for (size_t i = 0; i < l.n; i++)
-		if (!l.e[i].in_use && pl_cache_remove(c, l.e[i].name, err, sizeof(err)) == 0)
-			removed++;
-	pl_cache_list_free(&l);
-	return removed;
+	return purge_matching(c, (uid_t)-1, true);
 }
