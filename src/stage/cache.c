@@ -60,7 +60,7 @@ static void check_boot(struct pl_cache *c)
 	if (!now[0] ||
 	    (pl_read_small(c->fd, BOOT_ID_FILE, was, sizeof(was)) == 0 && strcmp(now, was) == 0))
 		return;
-	pl_cache_purge(c, (uid_t)-1);
+	pl_cache_purge_after_reboot(c);
 	pl_write_small(c->fd, BOOT_ID_FILE, now);
 }
 

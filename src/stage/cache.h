@@ -77,6 +77,7 @@ struct pl_cache_entry {
 	uint64_t bytes, entries;
 	struct timespec used; /* last use */
 	unsigned in_use;      /* live markers */
+	bool purging;	      /* the site purged it while in use (pl_cache_purge) */
 };
 
 struct pl_cache_list {
@@ -132,9 +133,14 @@ int pl_cache_remove(struct pl_cache *c, const char *name, char *err, size_t errl
  * whether the bounds now hold. */
 size_t pl_cache_make_room(struct pl_cache *c, uint64_t max_bytes, uint64_t max_entries,
 			  uint64_t need_bytes, uint64_t need_entries, bool *fits);
-/* Removes every entry (of uid only unless uid is (uid_t)-1), in use or not: the site's order.
- * Returns how many. */
-size_t pl_cache_purge(struct pl_cache *c, uid_t uid);
+/* The site's order: removes every entry of uid (of all users with (uid_t)-1) that no job uses,
+ * and flags those in use (*kept of them) so that no later job reuses them and the epilog that
+ * releases the last of them removes them (pl_cache_purge_released). Returns how many it removed. */
+size_t pl_cache_purge(struct pl_cache *c, uid_t uid, size_t *kept);
+/* Removes the flagged entries no job uses any more. Returns how many. */
+size_t pl_cache_purge_released(struct pl_cache *c);
+/* Whether the site purged name while a job used it. */
+bool pl_cache_purging(struct pl_cache *c, const char *name);
 
 /* Removes every entry no job uses (cache.enabled turned off). Returns how many. */
 size_t pl_cache_purge_unused(struct pl_cache *c);

@@ -73,13 +73,25 @@ static void list(struct pl_cache *c, uid_t uid)
 		user_name(e->uid, user, sizeof(user));
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S",
 			 localtime_r(&e->used.tv_sec, &tm));
-		printf("%-16.16s %-12s %10.1f %9" PRIu64 " %-19s %u\n", e->name, user,
-		       (double)e->bytes / (1024.0 * 1024.0), e->entries, when, e->in_use);
+		printf("%-16.16s %-12s %10.1f %9" PRIu64 " %-19s %u%s\n", e->name, user,
+		       (double)e->bytes / (1024.0 * 1024.0), e->entries, when, e->in_use,
+		       e->purging ? " (purged: removed when its jobs end)" : "");
 		bytes += e->bytes;
 		n++;
 	}
 	printf("pylaunch: cache holds %zu trees, %.1f MiB\n", n, (double)bytes / (1024.0 * 1024.0));
 	pl_cache_list_free(&l);
+}
+
+static void purge(struct pl_cache *c, uid_t uid)
+{
+	size_t kept, removed = pl_cache_purge(c, uid, &kept);
+
+	printf("pylaunch: removed %zu trees\n", removed);
+	if (kept)
+		printf("pylaunch: %zu trees are in use by running jobs: no later job reuses them, "
+		       "and each is removed when the last job using it ends\n",
+		       kept);
 }
 
 static int run(const struct pl_config *cfg, const char *verb, uid_t uid)
@@ -106,7 +118,7 @@ static int run(const struct pl_config *cfg, const char *verb, uid_t uid)
 	if (strcmp(verb, "list") == 0)
 		list(&c, uid);
 	else
-		printf("pylaunch: removed %zu trees\n", pl_cache_purge(&c, uid));
+		purge(&c, uid);
 	pl_cache_close(&c);
 	close(basefd);
 	return 0;

@@ -157,6 +157,7 @@ static int read_entry(struct pl_cache *c, const char *name, uint32_t drop_job, s
 	memset(e, 0, sizeof(*e));
 	snprintf(e->name, sizeof(e->name), "%.*s", PL_SHA256_HEX_LEN, name);
 	e->in_use = count_markers(c, dfd, drop_job, dropped);
+	e->purging = fstatat(dfd, PURGE_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	close(dfd);
 	if (fstatat(c->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -1;
@@ -286,8 +287,35 @@ size_t pl_cache_make_room(struct pl_cache *c, uint64_t max_bytes, uint64_t max_e
 	return evicted;
 }
 
-/* Removes the entries that match: of uid (any with (uid_t)-1), or only those no job uses. */
-static size_t purge_matching(struct pl_cache *c, uid_t uid, bool only_unused)
+bool pl_cache_purging(struct pl_cache *c, const char *name)
+{
+	char path[PL_SHA256_HEX_LEN + 16];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/" PURGE_FILE, name);
+	return fstatat(c->fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* A running job's tasks import from the tree through its view: removing it under them would
+ * fail their next import, so an entry in use is only flagged. */
+static int flag_purging(struct pl_cache *c, const char *name)
+{
+	char path[PL_SHA256_HEX_LEN + 16];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/" PURGE_FILE, name);
+	fd = openat(c->fd, path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+enum purge_which { PURGE_OF_USER, PURGE_UNUSED, PURGE_RELEASED, PURGE_EVERY };
+
+/* Removes the unused entries that match (of uid, any with (uid_t)-1); flags the used ones of
+ * PURGE_OF_USER and counts them in *kept. */
+static size_t purge_matching(struct pl_cache *c, enum purge_which which, uid_t uid, size_t *kept)
 {
 	struct pl_cache_list l;
 	size_t removed = 0;
@@ -298,8 +326,13 @@ static size_t purge_matching(struct pl_cache *c, uid_t uid, bool only_unused)
 	for (size_t i = 0; i < l.n; i++) {
 		const struct pl_cache_entry *e = &l.e[i];
 
-		if ((uid != (uid_t)-1 && e->uid != uid) || (only_unused && e->in_use))
+		if ((uid != (uid_t)-1 && e->uid != uid) || (which == PURGE_RELEASED && !e->purging))
 			continue;
+		if (e->in_use && which != PURGE_EVERY) {
+			if (which == PURGE_OF_USER && flag_purging(c, e->name) == 0)
+				(*kept)++;
+			continue;
+		}
 		if (pl_cache_remove(c, e->name, err, sizeof(err)) == 0)
 			removed++;
 	}
@@ -307,12 +340,23 @@ static size_t purge_matching(struct pl_cache *c, uid_t uid, bool only_unused)
 	return removed;
 }
 
-size_t pl_cache_purge(struct pl_cache *c, uid_t uid)
+size_t pl_cache_purge(struct pl_cache *c, uid_t uid, size_t *kept)
 {
-	return purge_matching(c, uid, false);
+	*kept = 0;
+	return purge_matching(c, PURGE_OF_USER, uid, kept);
+}
+
+size_t pl_cache_purge_released(struct pl_cache *c)
+{
+	return purge_matching(c, PURGE_RELEASED, (uid_t)-1, NULL);
+}
+
+size_t pl_cache_purge_after_reboot(struct pl_cache *c)
+{
+	return purge_matching(c, PURGE_EVERY, (uid_t)-1, NULL);
 }
 
 size_t pl_cache_purge_unused(struct pl_cache *c)
 {
-	return purge_matching(c, (uid_t)-1, true);
+	return purge_matching(c, PURGE_UNUSED, (uid_t)-1, NULL);
 }

@@ -88,6 +88,8 @@ static bool try_hit(struct pl_cache_ticket *t)
 	if (pl_cache_meta_read(&t->c, t->name, &uid, &bytes, &entries, t->summary,
 			       sizeof(t->summary)) < 0)
 		return false;
+	if (pl_cache_purging(&t->c, t->name))
+		return false;
 	if (uid != t->user.uid || !view_mounted(&t->c, t->name)) {
 		char err[256];
 
@@ -145,6 +147,14 @@ int pl_cache_begin(const struct pl_config *cfg, int basefd, uint32_t job_id,
 	if (pl_cache_open(basefd, &t->c, why, whylen) < 0)
 		return -1;
 	pl_cache_view_path(cfg->stage_dir, t->name, t->root, sizeof(t->root));
+	if (pl_cache_purging(&t->c, t->name)) {
+		snprintf(why, whylen,
+			 "not cached: the site purged the cached tree %s, which a running job "
+			 "still uses",
+			 t->name);
+		pl_cache_done(t);
+		return -1;
+	}
 	if (pl_cache_lock(&t->c) == 0) {
 		t->hit = try_hit(t);
 		if (!t->hit)
@@ -342,12 +352,13 @@ void pl_cache_job_end(const struct pl_config *cfg, int basefd, uint32_t job_id)
 	locked = pl_cache_lock(&c) == 0;
 	if (locked) {
 		pl_cache_release(&c, job_id);
+		evicted = pl_cache_purge_released(&c);
 		remove_incomplete(&c);
 		if (cfg->cache_enabled)
-			evicted = pl_cache_make_room(&c, cfg->cache_max_size,
-						     cfg->cache_max_entries, 0, 0, &fits);
+			evicted += pl_cache_make_room(&c, cfg->cache_max_size,
+						      cfg->cache_max_entries, 0, 0, &fits);
 		else
-			evicted = pl_cache_purge_unused(&c);
+			evicted += pl_cache_purge_unused(&c);
 		if (pl_cache_scan(&c, &l) == 0) {
 			pl_cache_totals(&l, &bytes, &n);
 			pl_cache_list_free(&l);

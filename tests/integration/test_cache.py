@@ -278,3 +278,46 @@ def test_site_lists_and_purges_a_users_trees(workdir):
     assert outcome_of(watch, "node1", again["job"])["outcome"] == "staged"
     wrong = cache_command("node1", "purge", "--user", "no-such-user-here")
     assert wrong.returncode == 2 and "no such user" in wrong.stderr, wrong
+
+
+def test_purge_keeps_a_tree_a_running_job_imports_from_until_the_job_ends(workdir):
+    """The site purges a user's trees while a job of theirs runs from one: the job goes on
+    importing from it, no later job reuses it, and the job's epilog removes it."""
+    bundle = pc.SHARED / make_bundle("purge-running.tar.zst", extra="kept").name
+    report(srun_report(bundle, "node1"))
+    go = workdir / "go"
+    script = ("import os, time\n"
+              f"while not os.path.exists({str(go)!r}): time.sleep(0.2)\n"
+              "print(open(os.path.join(os.environ['PYLAUNCH_ROOT'], 'extra.txt')).read())\n"
+              "import json; print('IMPORTED', json.__file__)\n")
+    (workdir / "wait.py").write_text(script)
+    watch = pc.LogWatch()
+    out = pc.as_user(["sbatch", "--parsable", "-N1", "-w", "node1", f"--pybundle={bundle}",
+                      "-o", f"{workdir}/%j.out", "--wrap", f"srun python3 {workdir}/wait.py"],
+                     cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    running = out.stdout.strip()
+    assert watch.wait_for("node1", rf"pylaunch: stage job={running} .*outcome=cached",
+                          timeout=60)
+    purged = cache_command("node1", "purge", "--user", pc.TEST_USER)
+    assert purged.returncode == 0, purged
+    assert "removed 0 trees" in purged.stdout and "1 trees are in use" in purged.stdout, purged
+    listed = cache_command("node1", "list", "--user", pc.TEST_USER)
+    assert "cache holds 1 trees" in listed.stdout and "(purged" in listed.stdout, listed.stdout
+    # A job meanwhile stages anew, without the cache, and says why in the slurmd log.
+    meanwhile = report(srun_report(bundle, "node1"))
+    assert outcome_of(watch, "node1", meanwhile["job"])["outcome"] == "staged"
+    assert watch.lines("node1", rf"job {meanwhile['job']}: node cache not cached: the site "
+                                r"purged the cached tree")
+    go.write_text("")
+    go.chmod(0o644)
+    assert pc.wait_job_end(int(running)) == "COMPLETED", (workdir / f"{running}.out").read_text()
+    text = (workdir / f"{running}.out").read_text()
+    assert "kept" in text and "IMPORTED" in text, text
+    assert pc.wait_idle()
+    listed = cache_command("node1", "list", "--user", pc.TEST_USER)
+    assert "cache holds 0 trees" in listed.stdout, listed.stdout
+    left = pc.cluster("exec", "node1", "sh", "-c",
+                      f"find /dev/shm/pylaunch/.view /dev/shm/pylaunch/.cache -user {pc.TEST_USER}"
+                      " | head -5").stdout
+    assert left.strip() == "", left

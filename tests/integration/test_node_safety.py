@@ -340,10 +340,7 @@ def test_staging_runs_in_the_jobs_cgroup(workdir, restore_cluster, constrain_ram
     the staging charged would fail (EBUSY)."""
     pc.reboot(restore_cluster, CGROUP="v1", CGROUP_RAM=constrain_ram)
     pc.write_site_config(pc.GOOD_CONFIG)
-    blob = bytes(range(256)) * 4096  # 1 MiB that gzip shrinks; the pages are what counts
-    bundle = bd.tar_entries(workdir / "cg.tar.gz",
-                            [bd.file_entry("bin/conda-unpack", CGROUP_UNPACK, mode=0o755)] +
-                            [bd.file_entry(f"blob{i:02d}", blob) for i in range(BLOB_MIB)])
+    bundle = cgroup_bundle(workdir)
     assert job_cgroup_dirs() == []
     watch = pc.LogWatch()
     out, job = srun(workdir, "-N3", f"--pybundle={bundle.name}", "sh", "-c", CGROUP_TASK)
@@ -381,6 +378,41 @@ def test_staging_runs_in_the_jobs_cgroup(workdir, restore_cluster, constrain_ram
     pc.wait_idle()
     epilog_seconds(watch, job, ALL_NODES)
     # Slurm's extern step adopted the directories (or the epilog removed them): none is left.
+    assert job_cgroup_dirs() == []
+    assert_bases_clean()
+
+
+def cgroup_bundle(workdir):
+    blob = bytes(range(256)) * 4096  # 1 MiB that gzip shrinks; the pages are what counts
+    return bd.tar_entries(workdir / "cg.tar.gz",
+                          [bd.file_entry("bin/conda-unpack", CGROUP_UNPACK, mode=0o755)] +
+                          [bd.file_entry(f"blob{i:02d}", blob) for i in range(BLOB_MIB)])
+
+
+def test_run_in_job_charges_the_staging_to_the_jobs_memory_limit(workdir, restore_cluster):
+    """PrologFlags=RunInJob (24.05+): the prolog runs in the job's extern step, whose cgroups
+    (memory limit included) exist before it; the staged pages are charged to the job's memory
+    cgroup, under the limit the job asked for (--mem)."""
+    out = subprocess.run(["slurmd", "-V"], capture_output=True, text=True, check=True).stdout
+    if tuple(map(int, re.search(r"(\d+)\.(\d+)", out).groups())) < (24, 5):
+        pytest.skip("PrologFlags=RunInJob exists from Slurm 24.05")
+    pc.reboot(restore_cluster, CGROUP="v1", CGROUP_RAM="yes", PROLOG_FLAGS="Alloc,RunInJob")
+    pc.write_site_config(pc.GOOD_CONFIG)
+    bundle = cgroup_bundle(workdir)
+    out, job = srun(workdir, "-N3", "--mem=512M", f"--pybundle={bundle.name}", "sh", "-c",
+                    CGROUP_TASK + "; echo $n LIMIT $(cat $d/memory.limit_in_bytes)")
+    assert out.returncode == 0, out.stderr
+    found = per_node(out.stdout)
+    assert sorted(found) == ALL_NODES, out.stdout
+    for node, lines in found.items():
+        staging = [l for l in lines if re.fullmatch(r"STAGING \d+:memory:.*", l)]
+        assert len(staging) == 1 and f"/job_{job}" in staging[0], lines
+        usage = [l.split() for l in lines if l.startswith("USAGE ")]
+        assert len(usage) == 1 and usage[0][1] != "none", lines
+        assert int(usage[0][1]) >= BLOB_MIB << 20 and int(usage[0][3]) >= BLOB_MIB << 20, lines
+        limit = [l.split() for l in lines if l.startswith("LIMIT ")]
+        assert limit == [["LIMIT", str(512 << 20)]], lines
+    pc.wait_idle()
     assert job_cgroup_dirs() == []
     assert_bases_clean()
 

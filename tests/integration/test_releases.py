@@ -171,6 +171,29 @@ def test_job_container_tmpfs_tasks_see_the_staged_tree(workdir, env_bundle, rest
     assert text.count("shm []") == 2, text
 
 
+def test_job_container_with_the_stage_dir_in_dev_shm_fails_the_tasks_clearly(workdir, env_bundle,
+                                                                            restore_cluster):
+    """The default stage.dir (/dev/shm/pylaunch) under job_container/tmpfs: the prolog stages
+    where the job's private /dev/shm will hide it. The tasks fail with what to change, the
+    node is not drained, and the epilog leaves nothing."""
+    pc.reboot(restore_cluster, JOB_CONTAINER="tmpfs")
+    pc.write_site_config(pc.GOOD_CONFIG)
+    out = pc.as_user(["srun", "-N2", f"--pybundle={env_bundle}", "python3", "-c",
+                      "print('RAN')"], cwd=workdir)
+    assert out.returncode != 0 and "RAN" not in out.stdout, (out.stdout, out.stderr)
+    assert out.stderr.count("in the job's mount namespace") == 2, out.stderr
+    assert "the site must set stage.dir and monitor.spool_dir outside them" in out.stderr
+    assert pc.wait_idle()
+    assert pc.drained_nodes() == "", pc.drained_nodes()
+    for node in ("node1", "node2"):
+        left = pc.cluster("exec", node, "sh", "-c",
+                          "ls -A /dev/shm/pylaunch 2>/dev/null; true").stdout.split()
+        assert left == [], (node, left)
+    # The next job without the option runs: the node is fine.
+    out = pc.as_user(["srun", "-N2", "true"], cwd=workdir)
+    assert out.returncode == 0, out.stderr
+
+
 def test_prolog_flags_run_in_job_stages(workdir, env_bundle, restore_cluster):
     if slurm_release() < (24, 5):
         pytest.skip("PrologFlags=RunInJob exists from Slurm 24.05")

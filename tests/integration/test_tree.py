@@ -303,7 +303,12 @@ def test_a_step_inside_an_allocation_fans_out_over_its_own_nodes(workdir, env_bu
 
 
 def test_two_jobs_on_the_same_nodes_fan_out_side_by_side(workdir, env_bundle):
-    tree_config(fanout=2)
+    """32 prologs at once on a 2-core machine start seconds apart (under CI's load one node of
+    16 was once not staged by the tree with a 2 s connect deadline): the deadline here is one a
+    loaded site would set. The skew itself is
+    test_prologs_seconds_apart_are_all_served_by_the_tree's."""
+    pc.write_site_config(TREE_CONFIG.format(fanout=2).replace("connect_timeout: 2s",
+                                                              "connect_timeout: 10s"))
     watch = pc.LogWatch()
     shared = pc.SHARED / env_bundle.name
     jobs = [sbatch_held(workdir, 16, shared, "srun true") for _ in range(2)]
@@ -312,7 +317,8 @@ def test_two_jobs_on_the_same_nodes_fan_out_side_by_side(workdir, env_bundle):
     for job in jobs:
         assert pc.wait_job_end(job, timeout=180) == "COMPLETED", job_output(workdir, job)
         lines = stage_lines(watch, job, 16)
-        assert len(lines) == 16 and all(f["outcome"] == "staged" for f in lines.values()), lines
+        not_staged = {n: f for n, f in lines.items() if f["outcome"] != "staged"}
+        assert len(lines) == 16 and not not_staged, (job, sorted(lines), not_staged)
     assert shared_counts(pc.shared_fs_stats(), env_bundle)[0] == 2
 
 

@@ -19,6 +19,7 @@
 
 #include "cache.h"
 #include "scratch_dir.h"
+#include "small_file.h"
 
 static char tmp[PATH_MAX];
 
@@ -255,16 +256,81 @@ static void test_a_marker_of_an_ended_job_is_stale(void **state)
 static void test_purge_by_user_and_all(void **state)
 {
 	struct pl_cache c;
+	size_t kept;
 	int basefd;
 
 	(void)state;
 	open_cache(&c, &basefd);
 	four_entries(&c);
-	assert_int_equal(pl_cache_purge(&c, 1001), 2);
+	assert_int_equal(pl_cache_purge(&c, 1001, &kept), 2);
+	assert_int_equal(kept, 0);
 	assert_true(exists(&c, names[0]) && exists(&c, names[2]));
 	assert_false(exists(&c, names[1]) || exists(&c, names[3]));
-	assert_int_equal(pl_cache_purge(&c, (uid_t)-1), 2);
+	assert_int_equal(pl_cache_purge(&c, (uid_t)-1, &kept), 2);
 	assert_false(exists(&c, names[0]) || exists(&c, names[2]));
+	pl_cache_close(&c);
+	close(basefd);
+}
+
+static void test_purge_keeps_a_tree_in_use_until_its_job_ends(void **state)
+{
+	struct pl_cache_list l;
+	struct pl_cache c;
+	size_t kept;
+	int basefd;
+
+	(void)state;
+	open_cache(&c, &basefd);
+	four_entries(&c);
+	assert_int_equal(mkdirat(basefd, "42", 0700), 0);
+	assert_int_equal(pl_cache_mark(&c, names[1], 42), 0);
+	assert_int_equal(pl_cache_purge(&c, 1001, &kept), 1);
+	assert_int_equal(kept, 1);
+	assert_true(exists(&c, names[1]));
+	assert_false(exists(&c, names[3]));
+	assert_true(pl_cache_purging(&c, names[1]));
+	assert_false(pl_cache_purging(&c, names[0]));
+	assert_int_equal(pl_cache_scan(&c, &l), 0);
+	assert_int_equal(l.n, 3);
+	for (size_t i = 0; i < l.n; i++)
+		assert_int_equal(l.e[i].purging, strcmp(l.e[i].name, names[1]) == 0);
+	pl_cache_list_free(&l);
+	/* Still used: the epilog of another job leaves it. */
+	assert_int_equal(pl_cache_purge_released(&c), 0);
+	assert_true(exists(&c, names[1]));
+	/* Its job's epilog releases it: now it goes, and only it. */
+	assert_int_equal(pl_cache_release(&c, 42), 1);
+	assert_int_equal(pl_cache_purge_released(&c), 1);
+	assert_false(exists(&c, names[1]));
+	assert_true(exists(&c, names[0]) && exists(&c, names[2]));
+	unlinkat(basefd, "42", AT_REMOVEDIR);
+	pl_cache_purge(&c, (uid_t)-1, &kept);
+	pl_cache_close(&c);
+	close(basefd);
+}
+
+static void test_a_new_boot_empties_the_cache_even_of_trees_marked_in_use(void **state)
+{
+	struct pl_cache c;
+	int basefd;
+
+	(void)state;
+	open_cache(&c, &basefd);
+	four_entries(&c);
+	/* On a stage.dir on disk, job 42's stage directory outlives the boot that ran it. */
+	assert_int_equal(mkdirat(basefd, "42", 0700), 0);
+	assert_int_equal(pl_cache_mark(&c, names[0], 42), 0);
+	pl_cache_close(&c);
+	close(basefd);
+	open_cache(&c, &basefd);
+	assert_true(exists(&c, names[0]) && exists(&c, names[3]));
+	assert_int_equal(pl_write_small(c.fd, "boot_id", "an-earlier-boot"), 0);
+	pl_cache_close(&c);
+	close(basefd);
+	open_cache(&c, &basefd);
+	for (int i = 0; i < 4; i++)
+		assert_false(exists(&c, names[i]));
+	unlinkat(basefd, "42", AT_REMOVEDIR);
 	pl_cache_close(&c);
 	close(basefd);
 }
@@ -274,6 +340,7 @@ static void test_meta_round_trip_and_layout_modes(void **state)
 	struct pl_cache c;
 	char summary[128];
 	uint64_t bytes, entries;
+	size_t kept;
 	struct stat st;
 	uid_t uid;
 	int basefd;
@@ -291,7 +358,7 @@ static void test_meta_round_trip_and_layout_modes(void **state)
 	assert_int_equal(st.st_mode & 07777, 0700);
 	assert_int_equal(fstat(c.viewfd, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0755);
-	pl_cache_purge(&c, (uid_t)-1);
+	pl_cache_purge(&c, (uid_t)-1, &kept);
 	pl_cache_close(&c);
 	close(basefd);
 }
@@ -311,6 +378,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_a_marker_of_an_ended_job_is_stale, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_purge_by_user_and_all, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_purge_keeps_a_tree_in_use_until_its_job_ends,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_a_new_boot_empties_the_cache_even_of_trees_marked_in_use, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_meta_round_trip_and_layout_modes, setup, teardown),
 	};
 
