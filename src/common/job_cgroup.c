@@ -132,6 +132,49 @@ int pl_job_cgroup_prepare(const char *mount, const char *node, uid_t uid, uint32
 	return 0;
 }
 
+void pl_job_cgroup_existing_memory(const char *mount, const char *node, uid_t uid, uint32_t job_id,
+				   struct pl_job_cgroup *cg)
+{
+	char prefix[NAME_MAX];
+
+	cg->n = 0;
+	if (!node || !*node || strchr(node, '/') ||
+	    node_prefix(mount, "memory", node, prefix, sizeof(prefix)) < 0)
+		return;
+	snprintf(cg->dirs[0], sizeof(cg->dirs[0]), "%s/memory/%s/uid_%u/job_%u", mount, prefix,
+		 (unsigned)uid, job_id);
+	if (is_dir(cg->dirs[0]))
+		cg->n = 1;
+}
+
+static int read_u64(const char *dir, const char *name, uint64_t *value)
+{
+	char path[PATH_MAX + 32];
+	unsigned long long v;
+	FILE *f;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	rc = fscanf(f, "%llu", &v) == 1 ? 0 : -1;
+	fclose(f);
+	*value = v;
+	return rc;
+}
+
+uint64_t pl_job_cgroup_memory_room(const struct pl_job_cgroup *cg, uint64_t reserve)
+{
+	uint64_t limit, usage;
+
+	if (!cg || cg->n == 0 || read_u64(cg->dirs[0], "memory.limit_in_bytes", &limit) < 0 ||
+	    read_u64(cg->dirs[0], "memory.usage_in_bytes", &usage) < 0 ||
+	    limit >= (UINT64_MAX >> 2)) /* v1 says "no limit" with a page-rounded LLONG_MAX */
+		return UINT64_MAX;
+	return limit > usage + reserve ? limit - usage - reserve : 0;
+}
+
 static int join_one(const char *dir, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16];

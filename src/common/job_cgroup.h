@@ -47,6 +47,19 @@ int pl_job_cgroup_prepare(const char *mount, const char *node, uid_t uid, uint32
  * no limit will come. */
 bool pl_cgroup_conf_limits_memory(const char *slurm_conf);
 
+/* A step's staging (no prolog ran, or RunInJob): the job's memory directory
+ * where it exists already, i.e. where Slurm made it and set the job's limit (the extern step or
+ * an earlier step did) and the staged pages may count against --mem. cg->n is 0 or 1. */
+void pl_job_cgroup_existing_memory(const char *mount, const char *node, uid_t uid, uint32_t job_id,
+				   struct pl_job_cgroup *cg);
+
+/* What the job's memory cgroup (cg from pl_job_cgroup_existing_memory) can still be charged
+ * with, keeping reserve bytes back for slurmstepd and the tasks: its limit less its usage less
+ * reserve, 0 when that is not positive, UINT64_MAX without a limit or when it cannot be read.
+ * Staged tmpfs pages cannot be reclaimed without swap: a tree that filled the limit would leave
+ * the step's slurmstepd, which lives under the same limit, no memory at all. */
+uint64_t pl_job_cgroup_memory_room(const struct pl_job_cgroup *cg, uint64_t reserve);
+
 /* In the child, as root: moves the calling process into each directory. -1 with err at the
  * first that refuses. */
 int pl_job_cgroup_join(const struct pl_job_cgroup *cg, char *err, size_t errlen);

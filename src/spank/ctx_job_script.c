@@ -1,9 +1,17 @@
 #include "ctx_job_script.h"
 
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <slurm/slurm.h>
 
 #include "bundle.h"
 #include "job_cgroup.h"
@@ -29,6 +37,7 @@ struct job_script {
 	const char *node;
 	struct pl_user user;
 	struct pl_job_cgroup cgroup; /* the prolog's: its user work runs there */
+	struct pl_slurm_facts slurm; /* what the running Slurm says (PrologFlags) */
 };
 
 static const char *env_or(const char *name, const char *fallback)
@@ -38,12 +47,27 @@ static const char *env_or(const char *name, const char *fallback)
 	return value && *value ? value : fallback;
 }
 
+/* slurmd hands SLURMD_NODENAME to the prolog and epilog; the extern step's slurmstepd
+ * (PrologFlags=RunInJob) may not have it, and its host name is the node's. */
+static const char *node_name(void)
+{
+	static char host[256];
+	const char *env = getenv("SLURMD_NODENAME");
+
+	if (env && *env)
+		return env;
+	if (gethostname(host, sizeof(host)) < 0)
+		return "?";
+	host[sizeof(host) - 1] = '\0';
+	return host;
+}
+
 /* -1: the job is unknown; 1: the site configuration is broken (the built-in
  * defaults are loaded); 0: ready. */
 static int job_script_init(spank_t sp, int ac, char **av, const char *phase, struct job_script *js)
 {
 	js->phase = phase;
-	js->node = env_or("SLURMD_NODENAME", "?");
+	js->node = node_name();
 	js->job_id = 0;
 	js->user.uid = (uid_t)-1;
 	js->user.gid = (gid_t)-1;
@@ -98,24 +122,26 @@ static void job_key(const char *bundles, char key[PL_KEY_LEN + 1])
  * for peers that are not coming. The site may say so where Slurm does not (tree.prolog_alloc). */
 static void job_peers(const struct job_script *js, struct pl_stage_peers *peers)
 {
-	struct pl_slurm_facts facts;
-
-	pl_slurm_facts_get(&facts);
 	memset(peers, 0, sizeof(*peers));
 	peers->context = "prolog";
 	peers->nodelist = getenv("SLURM_NODELIST");
 	peers->self = js->node;
-	peers->slurm_uid = facts.slurm_uid;
-	peers->no_tree = pl_prolog_tree_refusal(pl_plugin_config()->tree_prolog_alloc, &facts);
+	peers->slurm_uid = js->slurm.slurm_uid;
+	peers->no_tree = pl_prolog_tree_refusal(pl_plugin_config()->tree_prolog_alloc, &js->slurm);
 }
 
 /* The staging's user work is the job's: it runs in the job's cgroup, not slurmd's (its memory
  * cgroup only where Slurm will set no limit on it: job_cgroup.h). Without a cgroup plugin it
  * stays in slurmd's; a job cgroup that cannot be made is logged and the staging goes on
  * without it (the node is fine, the job only loses the containment). */
+static bool join_memory_cgroup(void)
+{
+	return !pl_cgroup_conf_limits_memory(env_or("SLURM_CONF", "/etc/slurm/slurm.conf"));
+}
+
 static void join_job_cgroup(struct job_script *js)
 {
-	bool memory = !pl_cgroup_conf_limits_memory(env_or("SLURM_CONF", "/etc/slurm/slurm.conf"));
+	bool memory = join_memory_cgroup();
 	char why[PL_ERRLEN] = "";
 
 	if (pl_job_cgroup_prepare(PL_CGROUP_MOUNT, js->node, js->user.uid, js->job_id, memory,
@@ -140,6 +166,7 @@ static int stage_job(struct job_script *js, const char *bundles)
 	char key[PL_KEY_LEN + 1];
 
 	job_key(bundles, key);
+	pl_slurm_facts_get(&js->slurm);
 	job_peers(js, &peers);
 	join_job_cgroup(js);
 	if (pl_stage_ensure(pl_plugin_config(), js->job_id, &js->user, bundles, key, &peers, &res) <
@@ -216,4 +243,59 @@ int pl_job_script_epilog(spank_t sp, int ac, char **av)
 		seconds, pl_plugin_config()->epilog_timeout);
 	pl_resolved_free(&job);
 	return 0;
+}
+
+/* Slurm queues its X11 shutdown on a worker thread just before it calls the extern step's
+ * spank exit, and that thread takes the user's ids for a moment (drop_privileges, whose seteuid
+ * glibc applies to every thread of the process: slurmstepd/mgr.c, 24.11): run there, the
+ * epilog would now and then find itself the user half-way (seen: "refusing the spool ... not a
+ * directory of root's"). A child is out of its reach; its real uid is root's, so it takes
+ * root's ids back whatever the moment of the fork. */
+static void epilog_in_root_child(spank_t sp, int ac, char **av)
+{
+	long long deadline = pl_purge_now_ms() + 1000LL * (pl_plugin_config()->epilog_timeout + 5);
+	struct timespec pause = {0, 50 * 1000 * 1000};
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0) {
+		pl_error_errno(errno, "extern step exit: cannot fork the epilog");
+		return;
+	}
+	if (pid == 0) {
+		if (setresuid(0, 0, 0) < 0 || setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0)
+			_exit(1);
+		pl_job_script_epilog(sp, ac, av);
+		_exit(0);
+	}
+	pid_t reaped;
+
+	while ((reaped = waitpid(pid, &status, WNOHANG)) == 0 && pl_purge_now_ms() < deadline)
+		nanosleep(&pause, NULL);
+	if (reaped != 0)
+		return;
+	pl_error("extern step exit: the epilog outran epilog.timeout; killed");
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* With PrologFlags=RunInJob (24.05+) Slurm runs the prolog and epilog from the job's extern
+ * step, and there never calls a plugin's job_prolog or job_epilog: spank_has_prolog() and
+ * spank_has_epilog() are set only where slurmd itself loads the plugin stack
+ * (src/common/spank.c, 24.11 to 26.05). The steps stage for themselves then (pl_remote_post_opt);
+ * the extern step's exit is where the epilog would be: every other step has ended (Slurm waits
+ * for them and kills what is left in the extern container first) and Slurm's own epilog and
+ * the epilog-complete message come after it. */
+void pl_job_script_extern_step_exit(spank_t sp, int ac, char **av)
+{
+	struct pl_slurm_facts slurm;
+	uint32_t step_id = 0;
+
+	if (spank_get_item(sp, S_JOB_STEPID, &step_id) != ESPANK_SUCCESS ||
+	    step_id != SLURM_EXTERN_CONT)
+		return;
+	pl_slurm_facts_get(&slurm);
+	if (slurm.run_in_job)
+		epilog_in_root_child(sp, ac, av);
 }

@@ -1,6 +1,7 @@
 #include "ctx_remote.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "bundle.h"
 #include "env_kind.h"
+#include "job_cgroup.h"
 #include "log.h"
 #include "monitor.h"
 #include "monitor_spool.h"
@@ -37,6 +39,8 @@ static struct {
 	bool staged;
 	struct pl_stage_result stage;
 	char where[320];
+	char node[256];
+	struct pl_job_cgroup cgroup; /* where the staging's user work runs, if anywhere */
 } step;
 
 int pl_remote_init(spank_t sp, int ac, char **av)
@@ -63,6 +67,7 @@ static void describe_step(spank_t sp, char *buf, size_t len)
 	if (gethostname(node, sizeof(node)) < 0)
 		strcpy(node, "?");
 	node[sizeof(node) - 1] = '\0';
+	snprintf(step.node, sizeof(step.node), "%s", node);
 	if (step_id == SLURM_BATCH_SCRIPT)
 		snprintf(buf, len, "job %u batch step on %s", job_id, node);
 	else
@@ -137,25 +142,62 @@ static void step_peers(spank_t sp, struct pl_stage_peers *peers, char *nodelist,
 /* Root, in slurmstepd, before any task: the job's prolog staged these bundles
  * already, or this is a step inside an allocation that names others (staged
  * now, once per node, for this and later steps). */
+/* Kept free under the job's memory limit for slurmstepd and the tasks' start. */
+#define PL_STEPD_MEMORY_RESERVE (16ULL << 20)
+
+/* The site's caps, and the room left under the job's memory limit where the staging is charged
+ * to it: a tree that does not fit fails with a reason rather than leave no memory to the step. */
+static bool cap_to_job_memory(struct pl_config *cfg)
+{
+	uint64_t room = pl_job_cgroup_memory_room(&step.cgroup, PL_STEPD_MEMORY_RESERVE);
+
+	*cfg = *pl_plugin_config();
+	if (room >= cfg->stage_max_size)
+		return false;
+	cfg->stage_max_size = room ? room : 1; /* 0 would read as "the budget is spent" */
+	return true;
+}
+
+static void explain_memory_cap(const struct pl_config *cfg)
+{
+	size_t len = strlen(step.stage.message);
+
+	if (step.stage.ok || !strstr(step.stage.message, "stage.max_size"))
+		return;
+	snprintf(step.stage.message + len, sizeof(step.stage.message) - len,
+		 "; here that is the room left under the job's memory limit, %" PRIu64
+		 " MiB with %llu MiB kept for Slurm: the staged files are charged to the job's "
+		 "memory (ask for more with --mem)",
+		 cfg->stage_max_size >> 20, PL_STEPD_MEMORY_RESERVE >> 20);
+}
+
 static void stage_step(spank_t sp)
 {
 	struct pl_stage_peers peers;
 	char nodelist[PL_ENV_VALUE_MAX];
 	struct pl_user user = {(uid_t)-1, (gid_t)-1, NULL};
 	char key[PL_KEY_LEN + 1];
+	struct pl_config cfg;
 	uint32_t job_id = 0;
+	bool memory_capped;
 
 	spank_get_item(sp, S_JOB_ID, &job_id);
 	spank_get_item(sp, S_JOB_UID, &user.uid);
 	spank_get_item(sp, S_JOB_GID, &user.gid);
+	/* The job's memory limit exists already where its memory cgroup does (RunInJob's extern
+	 * step made it, or an earlier step): the staged pages are the job's, under its --mem. */
+	pl_job_cgroup_existing_memory(PL_CGROUP_MOUNT, step.node, user.uid, job_id, &step.cgroup);
+	user.cgroup = step.cgroup.n ? &step.cgroup : NULL;
+	memory_capped = cap_to_job_memory(&cfg);
 	step_key(key);
 	step_peers(sp, &peers, nodelist, sizeof(nodelist));
-	if (pl_stage_ensure(pl_plugin_config(), job_id, &user, step.job.pybundle, key, &peers,
-			    &step.stage) < 0) {
+	if (pl_stage_ensure(&cfg, job_id, &user, step.job.pybundle, key, &peers, &step.stage) < 0) {
 		pl_error("%s: cannot stage: %s", step.where, step.stage.message);
 		return;
 	}
 	step.staged = true;
+	if (memory_capped && !step.stage.reused)
+		explain_memory_cap(&cfg);
 	if (!step.stage.ok)
 		pl_error("%s: --pybundle: %s", step.where, step.stage.message);
 	else if (!step.stage.reused)

@@ -104,11 +104,10 @@ int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
 
 int slurm_spank_exit(spank_t sp, int ac, char **av)
 {
-	(void)sp;
-	(void)ac;
-	(void)av;
-	if (spank_context() == S_CTX_REMOTE)
+	if (spank_context() == S_CTX_REMOTE) {
 		pl_remote_exit();
+		pl_job_script_extern_step_exit(sp, ac, av);
+	}
 	pl_options_clear();
 	pl_plugin_unload();
 	return 0;

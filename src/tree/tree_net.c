@@ -32,6 +32,9 @@ void pl_slurm_facts_get(struct pl_slurm_facts *facts)
 	facts->known = true;
 	facts->prolog_alloc = (conf->prolog_flags & PROLOG_FLAG_ALLOC) != 0;
 	facts->slurm_uid = conf->slurm_user_id;
+#ifdef PROLOG_FLAG_RUN_IN_JOB
+	facts->run_in_job = (conf->prolog_flags & PROLOG_FLAG_RUN_IN_JOB) != 0;
+#endif
 #if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(23, 2, 0) &&                                         \
     SLURM_VERSION_NUMBER < SLURM_VERSION_NUM(24, 5, 0)
 	if (!facts->prolog_alloc) {

@@ -14,6 +14,7 @@
 struct pl_slurm_facts {
 	bool known;	   /* the running Slurm's configuration could be read */
 	bool prolog_alloc; /* PrologFlags=Alloc: every node's prolog runs at allocation */
+	bool run_in_job;   /* PrologFlags=RunInJob (24.05+): the prolog runs in the extern step */
 	uid_t slurm_uid;   /* SlurmUser, whose credentials a tree accepts besides root's */
 };
 

@@ -16,7 +16,9 @@
 #                               CGROUP=v1: proctrack/cgroup, task/cgroup and cgroup/v1 with
 #                               PrologFlags=Contain; each node's cgroups are slurm_<node> in the
 #                               host's v1 hierarchies, Debian's slurmd being built with
-#                               multiple-slurmd support; CGROUP_RAM=no: ConstrainRAMSpace=no)
+#                               multiple-slurmd support; CGROUP_RAM=no: ConstrainRAMSpace=no;
+#                               CR_MEMORY=yes: memory is a consumable resource, CR_Core_Memory,
+#                               as task/cgroup from 24.05 needs to limit a job's memory at all)
 #   cluster.sh down             stop and remove everything `up` made (idempotent)
 #   cluster.sh status           sinfo -N -l and the cluster's processes
 #   cluster.sh env              `export SLURM_CONF=...` lines to eval
@@ -304,7 +306,10 @@ write_slurm_conf() {
 		fi
 		write_job_container_conf
 	fi
-	local proctrack=proctrack/linuxproc task=task/none
+	local proctrack=proctrack/linuxproc task=task/none select_params="SelectTypeParameters=CR_Core"
+	# A job without --mem then gets DefMemPerCPU, not the whole node: jobs still share nodes.
+	[[ ${CR_MEMORY:-} == yes ]] &&
+		select_params=$'SelectTypeParameters=CR_Core_Memory\nDefMemPerCPU=128'
 	if [[ ${CGROUP:-} == v1 ]]; then
 		proctrack=proctrack/cgroup task=task/cgroup
 		prolog_flags=$(with_contain "$prolog_flags")
@@ -329,7 +334,7 @@ write_slurm_conf() {
 			AccountingStorageType=accounting_storage/none
 			JobCompType=jobcomp/none
 			SelectType=select/cons_tres
-			SelectTypeParameters=CR_Core
+			$select_params
 			$prolog_flags
 			$container
 			ReturnToService=2

@@ -160,6 +160,10 @@ class LogWatch:
             text = f.read().decode("utf-8", "replace")
         return [l for l in text.splitlines() if re.search(pattern, l)]
 
+    def report(self, pattern=r"error|pylaunch: "):
+        """Every node's matching lines, for an assertion's message."""
+        return "\n".join(f"{n}: {l}" for n in self.offsets for l in self.lines(n, pattern))
+
     def wait_for(self, node, pattern, count=1, timeout=30):
         """Slurmd writes the epilog after the job is reported done: poll."""
         deadline = time.time() + timeout

@@ -390,15 +390,19 @@ def cgroup_bundle(workdir):
 
 
 def test_run_in_job_charges_the_staging_to_the_jobs_memory_limit(workdir, restore_cluster):
-    """PrologFlags=RunInJob (24.05+): the prolog runs in the job's extern step, whose cgroups
-    (memory limit included) exist before it; the staged pages are charged to the job's memory
-    cgroup, under the limit the job asked for (--mem)."""
+    """PrologFlags=RunInJob (24.05+): Slurm calls no job prolog (the steps stage), and the
+    extern step has made the job's memory cgroup with its limit before any step starts. The
+    step's staging joins it: the staged pages are charged to the job, under its --mem
+    (CR_Core_Memory, without which task/cgroup sets no limit from 24.05). A tree larger than
+    what the limit leaves fails with the reason, and slurmstepd is not starved."""
     out = subprocess.run(["slurmd", "-V"], capture_output=True, text=True, check=True).stdout
     if tuple(map(int, re.search(r"(\d+)\.(\d+)", out).groups())) < (24, 5):
         pytest.skip("PrologFlags=RunInJob exists from Slurm 24.05")
-    pc.reboot(restore_cluster, CGROUP="v1", CGROUP_RAM="yes", PROLOG_FLAGS="Alloc,RunInJob")
+    pc.reboot(restore_cluster, CGROUP="v1", CGROUP_RAM="yes", CR_MEMORY="yes",
+              PROLOG_FLAGS="Alloc,RunInJob")
     pc.write_site_config(pc.GOOD_CONFIG)
     bundle = cgroup_bundle(workdir)
+    watch = pc.LogWatch()
     out, job = srun(workdir, "-N3", "--mem=512M", f"--pybundle={bundle.name}", "sh", "-c",
                     CGROUP_TASK + "; echo $n LIMIT $(cat $d/memory.limit_in_bytes)")
     assert out.returncode == 0, out.stderr
@@ -406,13 +410,22 @@ def test_run_in_job_charges_the_staging_to_the_jobs_memory_limit(workdir, restor
     assert sorted(found) == ALL_NODES, out.stdout
     for node, lines in found.items():
         staging = [l for l in lines if re.fullmatch(r"STAGING \d+:memory:.*", l)]
-        assert len(staging) == 1 and f"/job_{job}" in staging[0], lines
+        assert len(staging) == 1 and f"/job_{job}" in staging[0], \
+            "\n".join(lines) + "\n" + watch.report(r"pylaunch|cgroup|error")
         usage = [l.split() for l in lines if l.startswith("USAGE ")]
         assert len(usage) == 1 and usage[0][1] != "none", lines
         assert int(usage[0][1]) >= BLOB_MIB << 20 and int(usage[0][3]) >= BLOB_MIB << 20, lines
         limit = [l.split() for l in lines if l.startswith("LIMIT ")]
         assert limit == [["LIMIT", str(512 << 20)]], lines
     pc.wait_idle()
+    # A job whose --mem the staged tree does not fit in (Slurm's floor is 30 MiB): the staging
+    # stops at the room left, with the reason, and the step's slurmstepd keeps its memory.
+    out, job = srun(workdir, "-N1", "--mem=16M", f"--pybundle={bundle.name}", "echo", "RAN")
+    assert out.returncode != 0 and "RAN" not in out.stdout, out.stdout + out.stderr
+    assert "the staged files are charged to the job's memory (ask for more with --mem)" \
+        in out.stderr, out.stderr
+    pc.wait_idle()
+    assert pc.drained_nodes() == "", pc.drained_nodes()
     assert job_cgroup_dirs() == []
     assert_bases_clean()
 

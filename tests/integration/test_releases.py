@@ -1,7 +1,8 @@
 """What differs between the Slurm releases pylaunch supports (22.05, 24.11, 26.05), run on each
 of them (tests/cluster/suite.sh): the release line at load, the epilog's sweep (asked in a child
 from 23.02 on), two jobs on one node, NodeAddr, sbatch --export=NONE, job_container/tmpfs and
-PrologFlags=RunInJob."""
+PrologFlags=RunInJob (whose extern step does the epilog's work)."""
+import json
 import re
 import shutil
 import subprocess
@@ -45,8 +46,9 @@ def output(workdir, job):
     return path.read_text() if path.exists() else f"(no {path.name})"
 
 
-def wait_end(job, timeout=120):
-    """The job's final state; on a timeout, why it waited (job, nodes, slurmctld's last lines)."""
+def wait_end(job, timeout=120, watch=None):
+    """The job's final state; on a timeout, why it waited (job, nodes, slurmctld's last lines,
+    and the slurmd logs' errors since watch began)."""
     try:
         return pc.wait_job_end(job, timeout=timeout)
     except TimeoutError as e:
@@ -55,7 +57,8 @@ def wait_end(job, timeout=120):
         nodes = subprocess.run(["sinfo", "-N", "-o", "%N %T %E"], env=pc.slurm_env(),
                                capture_output=True, text=True).stdout
         ctld = (pc.CLUSTER_DIR / "log" / "slurmctld.log").read_text().splitlines()[-15:]
-        raise AssertionError(f"{e}\n{show}\n{nodes}\n" + "\n".join(ctld)) from e
+        slurmd = watch.report() if watch else ""
+        raise AssertionError(f"{e}\n{show}\n{nodes}\n" + "\n".join(ctld) + "\n" + slurmd) from e
 
 
 def node_exec(node, *cmd):
@@ -155,22 +158,30 @@ monitor:
 """
 
 
-@pytest.mark.open_issue  # issue 12: the batch launch into the container fails in the test cluster
+# issue 12: in the test cluster Slurm's job_container/tmpfs now and then fails to make a job's
+# namespace on a node ("_create_ns: ns base mount failed: Invalid argument", before pylaunch is
+# involved), for several jobs in a row; both tests pass when it does not (README).
+CONTAINER_FLAKY = pytest.mark.open_issue
+
+
+@CONTAINER_FLAKY
 def test_job_container_tmpfs_tasks_see_the_staged_tree(workdir, env_bundle, restore_cluster):
     """job_container/tmpfs (namespace/tmpfs from 25.11) gives the job a private /tmp and /dev/shm;
     a stage.dir outside them (a node tmpfs at /run/pylaunch) is what the tasks see."""
     pc.reboot(restore_cluster, JOB_CONTAINER="tmpfs")
     pc.write_site_config(CONTAINER_CONFIG.format(hook_dir=pc.REPO / "share" / "monitor", sink=pc.SINK_FILE))
+    watch = pc.LogWatch()
     job = sbatch(workdir, "srun python3 -c 'import sys, os; print(\"prefix\", sys.prefix); "
                  "print(\"shm\", sorted(os.listdir(\"/dev/shm\")))'",
                  "-N2", "--ntasks-per-node=1", f"--pybundle={env_bundle}", "--pymonitor")
-    assert wait_end(job) == "COMPLETED", output(workdir, job)
+    assert wait_end(job, watch=watch) == "COMPLETED", output(workdir, job) + watch.report()
     text = output(workdir, job)
     assert text.count(f"prefix /run/pylaunch/stage/{job}/") == 2, text
     # The job's private /dev/shm is empty: the container is really there.
     assert text.count("shm []") == 2, text
 
 
+@CONTAINER_FLAKY
 def test_job_container_with_the_stage_dir_in_dev_shm_fails_the_tasks_clearly(workdir, env_bundle,
                                                                             restore_cluster):
     """The default stage.dir (/dev/shm/pylaunch) under job_container/tmpfs: the prolog stages
@@ -178,31 +189,60 @@ def test_job_container_with_the_stage_dir_in_dev_shm_fails_the_tasks_clearly(wor
     node is not drained, and the epilog leaves nothing."""
     pc.reboot(restore_cluster, JOB_CONTAINER="tmpfs")
     pc.write_site_config(pc.GOOD_CONFIG)
+    watch = pc.LogWatch()
     out = pc.as_user(["srun", "-N2", f"--pybundle={env_bundle}", "python3", "-c",
                       "print('RAN')"], cwd=workdir)
     assert out.returncode != 0 and "RAN" not in out.stdout, (out.stdout, out.stderr)
-    assert out.stderr.count("in the job's mount namespace") == 2, out.stderr
+    assert "pylaunch" in out.stderr, out.stderr + watch.report()
+    for node in ("node1", "node2"):  # srun prints each once, slurmstepd's copy once more
+        assert f"slurmstepd-{node}: error: pylaunch: --pybundle: /dev/shm/pylaunch/" in out.stderr
+    assert out.stderr.count("in the job's mount namespace") == 4, out.stderr
     assert "the site must set stage.dir and monitor.spool_dir outside them" in out.stderr
     assert pc.wait_idle()
     assert pc.drained_nodes() == "", pc.drained_nodes()
     for node in ("node1", "node2"):
-        left = pc.cluster("exec", node, "sh", "-c",
-                          "ls -A /dev/shm/pylaunch 2>/dev/null; true").stdout.split()
+        # Only the base's own root bookkeeping directory (.state, empty) stays.
+        left = pc.cluster("exec", node, "sh", "-c", "find /dev/shm/pylaunch -mindepth 1 "
+                          "! -path /dev/shm/pylaunch/.state 2>/dev/null; true").stdout.split()
         assert left == [], (node, left)
     # The next job without the option runs: the node is fine.
     out = pc.as_user(["srun", "-N2", "true"], cwd=workdir)
     assert out.returncode == 0, out.stderr
 
 
-def test_prolog_flags_run_in_job_stages(workdir, env_bundle, restore_cluster):
+def test_prolog_flags_run_in_job_stages_and_the_extern_step_cleans_up(workdir, env_bundle,
+                                                                      restore_cluster):
+    """PrologFlags=RunInJob (24.05+): Slurm runs the prolog and epilog from the extern step and
+    never calls a plugin's job_prolog or job_epilog there. The steps stage; the extern step's
+    exit does the epilog's work: the imports reach the sink, and nothing is left on the nodes."""
     if slurm_release() < (24, 5):
         pytest.skip("PrologFlags=RunInJob exists from Slurm 24.05")
     pc.reboot(restore_cluster, PROLOG_FLAGS="Alloc,RunInJob")
+    pc.write_site_config(pc.GOOD_CONFIG)
+    pc.SINK_DIR.mkdir(mode=0o755, exist_ok=True)
+    pc.SINK_FILE.unlink(missing_ok=True)
     watch = pc.LogWatch()
-    out = pc.as_user(["srun", "-N2", f"--pybundle={env_bundle}", "python3", "-c",
-                      "import sys; print(sys.prefix)"], cwd=workdir)
+    out = pc.as_user(["srun", "-N2", f"--pybundle={env_bundle}", "--pymonitor", "python3", "-c",
+                      "import sys, pylaunch_probe; print(sys.prefix)"], cwd=workdir)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("/dev/shm/pylaunch/") == 2, out.stdout
+    job = max(map(int, re.findall(r"JobId=(\d+)", subprocess.run(
+        ["scontrol", "-o", "show", "jobs"], env=pc.slurm_env(), text=True,
+        capture_output=True).stdout)))
     for node in ("node1", "node2"):
         lines = watch.wait_for(node, r"pylaunch: stage job=\d+ ")
         assert len(lines) == 1 and "outcome=staged" in lines[0], lines
+        assert not watch.lines(node, r"pylaunch: .*prolog job"), watch.report()
+        done = watch.wait_for(node, rf"pylaunch: epilog job {job} on {node}: done in")
+        assert len(done) == 1, watch.report()
+    assert pc.wait_idle()
+    records = [json.loads(l) for l in (pc.SINK_FILE.read_text().splitlines()
+                                       if pc.SINK_FILE.exists() else [])]
+    records = [r for r in records if str(r["job_id"]) == str(job)]
+    assert len(records) == 2, watch.report()
+    assert all(any(p["name"] == "pylaunch_probe" for p in r["packages"]) for r in records), \
+        records
+    for node in ("node1", "node2"):
+        left = node_exec(node, "sh", "-c", "find /dev/shm/pylaunch /dev/shm/pylaunch-spool "
+                         "-mindepth 1 ! -path /dev/shm/pylaunch/.state 2>/dev/null; true")
+        assert left.stdout.split() == [], (node, left.stdout)

@@ -694,6 +694,43 @@ static void write_text(const char *path, const char *text)
 	fclose(f);
 }
 
+/* A step's staging: the job's memory cgroup only where Slurm made it (with its limit), and the
+ * room that limit leaves, less the reserve; none without a limit or a cgroup. */
+static void test_step_finds_the_jobs_memory_cgroup_and_its_room(void **state)
+{
+	struct pl_job_cgroup cg;
+	char mount[512], dir[700], file[800];
+
+	(void)state;
+	fake_mount(mount, sizeof(mount), "cg-step", true);
+	pl_job_cgroup_existing_memory(mount, "n1", 1000, 81, &cg);
+	assert_int_equal(cg.n, 0); /* no memory hierarchy of Slurm's for the node yet */
+	assert_true(pl_job_cgroup_memory_room(&cg, 0) == UINT64_MAX);
+	snprintf(dir, sizeof(dir), "%s/memory/slurm_n1", mount);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	pl_job_cgroup_existing_memory(mount, "n1", 1000, 81, &cg);
+	assert_int_equal(cg.n, 0); /* the job's directory is not made here */
+	assert_int_equal(access(strcat(dir, "/uid_1000"), F_OK), -1);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(mkdir(strcat(dir, "/job_81"), 0755), 0);
+	pl_job_cgroup_existing_memory(mount, "../n1", 1000, 81, &cg);
+	assert_int_equal(cg.n, 0);
+	pl_job_cgroup_existing_memory(mount, "n1", 1000, 81, &cg);
+	assert_int_equal(cg.n, 1);
+	assert_string_equal(cg.dirs[0], dir);
+	assert_true(pl_job_cgroup_memory_room(&cg, 0) == UINT64_MAX); /* unreadable */
+	snprintf(file, sizeof(file), "%s/memory.limit_in_bytes", dir);
+	write_text(file, "536870912\n");
+	snprintf(file, sizeof(file), "%s/memory.usage_in_bytes", dir);
+	write_text(file, "3145728\n");
+	assert_true(pl_job_cgroup_memory_room(&cg, 16 << 20) == (512u - 3 - 16) << 20);
+	write_text(file, "520093696\n"); /* 496 MiB used: 16 MiB left, all of it the reserve */
+	assert_true(pl_job_cgroup_memory_room(&cg, 16 << 20) == 0);
+	snprintf(file, sizeof(file), "%s/memory.limit_in_bytes", dir);
+	write_text(file, "9223372036854771712\n"); /* v1's "no limit" */
+	assert_true(pl_job_cgroup_memory_room(&cg, 16 << 20) == UINT64_MAX);
+}
+
 static void test_cgroup_conf_says_whether_slurm_limits_memory(void **state)
 {
 	char dir[512], conf[600], cgconf[600];
@@ -733,6 +770,7 @@ int main(void)
 	    cmocka_unit_test(test_job_cgroup_none_without_slurm_or_on_v2),
 	    cmocka_unit_test(test_users_processes_cannot_read_the_works_memory),
 	    cmocka_unit_test(test_job_cgroup_without_memory_when_slurm_limits_it),
+	    cmocka_unit_test(test_step_finds_the_jobs_memory_cgroup_and_its_room),
 	    cmocka_unit_test(test_cgroup_conf_says_whether_slurm_limits_memory),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
