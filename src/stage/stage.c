@@ -235,9 +235,12 @@ static void stage_tree(const struct pl_config *cfg, const struct pl_tree_plan *p
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r->mode = "tree";
+	/* A node that only relays has its tree already: a failed stream is its children's loss. */
 	if (pl_tree_start(plan, &run, r->reason_buf, sizeof(r->reason_buf)) < 0) {
 		r->reason = r->reason_buf;
-		stage_direct(cfg, plan->user, plan->bundles, cfg->stage_timeout, res, &r->shared);
+		if (!plan->relay_only)
+			stage_direct(cfg, plan->user, plan->bundles, cfg->stage_timeout, res,
+				     &r->shared);
 		r->outcome = "direct";
 		return;
 	}
@@ -252,9 +255,11 @@ static void stage_tree(const struct pl_config *cfg, const struct pl_tree_plan *p
 		r->reason = r->reason_buf;
 		r->outcome = "direct";
 		used = seconds_since(&t0);
-		stage_direct(cfg, plan->user, plan->bundles,
-			     used < cfg->stage_timeout ? cfg->stage_timeout - (unsigned)used : 0,
-			     res, &r->shared);
+		if (!plan->relay_only)
+			stage_direct(cfg, plan->user, plan->bundles,
+				     used < cfg->stage_timeout ? cfg->stage_timeout - (unsigned)used
+							       : 0,
+				     res, &r->shared);
 	} else {
 		res->ok = out.result == PL_TREE_STAGED;
 		snprintf(res->message, sizeof(res->message), "%s", out.message);
@@ -262,6 +267,39 @@ static void stage_tree(const struct pl_config *cfg, const struct pl_tree_plan *p
 	}
 	/* The nodes below may still be served after this one is staged. */
 	pl_tree_finish(&run, cfg->tree_stall_timeout + 2 * cfg->tree_connect_timeout + 5);
+}
+
+/* The tree with the node cache. The cache is looked up by the bundles' metadata alone: with
+ * cache.verify_digest every node would read the bundles whole, what the tree is there to avoid.
+ * A hit still takes its part in the stream, passing it on to the nodes below without extracting
+ * it (they may not have the tree; which do, no node knows), and its tree is the cache's whatever
+ * the stream does. A miss extracts the stream into the cache's entry, as the direct path does. */
+static void stage_tree_cached(const struct pl_config *cfg, int basefd, struct pl_tree_plan *plan,
+			      struct stage_report *r, struct pl_stage_result *res)
+{
+	struct pl_cache_ticket t;
+	char why[PL_ERRLEN];
+
+	if (!cfg->cache_enabled || cfg->cache_verify_digest ||
+	    pl_cache_begin(cfg, basefd, plan->job_id, plan->user, plan->bundles, &t, why,
+			   sizeof(why)) < 0) {
+		if (cfg->cache_enabled && !cfg->cache_verify_digest)
+			pl_info("job %u: node cache %s", plan->job_id, why);
+		stage_tree(cfg, plan, r, res);
+		return;
+	}
+	snprintf(res->root, sizeof(res->root), "%s", t.root);
+	plan->relay_only = t.hit;
+	stage_tree(cfg, plan, r, res);
+	if (!t.hit) {
+		pl_cache_end(cfg, &t, res->ok, res->message);
+		return;
+	}
+	snprintf(res->root, sizeof(res->root), "%s", t.root);
+	res->ok = true;
+	snprintf(res->message, sizeof(res->message), "%s", t.summary);
+	r->outcome = "cached";
+	pl_cache_done(&t);
 }
 
 static void stage_now(const struct pl_config *cfg, int basefd, uint32_t job_id,
@@ -296,7 +334,7 @@ static void stage_now(const struct pl_config *cfg, int basefd, uint32_t job_id,
 						    .tree = res->root,
 						    .slurm_uid = peers->slurm_uid};
 
-			stage_tree(cfg, &plan, &r, res);
+			stage_tree_cached(cfg, basefd, &plan, &r, res);
 		}
 	}
 	res->seconds = seconds_since(&t0);

@@ -298,8 +298,13 @@ static int node_init(struct pl_node *node, const struct pl_tree_plan *plan, char
 			return -1;
 		expect_children(node);
 	}
-	if (start_extractor(node, err, errlen) < 0)
+	if (plan->relay_only) {
+		node->ex.finished = node->ex.ok = true;
+		snprintf(node->ex.msg, sizeof(node->ex.msg),
+			 "passed the stream on without extracting it");
+	} else if (start_extractor(node, err, errlen) < 0) {
 		return -1;
+	}
 	return pl_up_start(node, err, errlen);
 }
 

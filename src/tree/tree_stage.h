@@ -29,6 +29,7 @@ struct pl_tree_plan {
 	const struct pl_bundle_list *bundles;
 	const char *tree; /* the staged tree to make */
 	uid_t slurm_uid;
+	bool relay_only; /* the node cache has the tree: pass the stream on, extract nothing */
 };
 
 enum pl_tree_result {

@@ -222,12 +222,9 @@ def test_a_tree_in_use_is_never_evicted(workdir):
 # ---------------------------------------------------------------- fan-out, the site's command
 
 
-def test_a_tree_cached_on_some_nodes_does_not_make_the_others_read_again(workdir):
-    bundle = pc.SHARED / make_bundle("fanout.tar.zst").name
-    size = (pc.SHARED_SRC / "fanout.tar.zst").stat().st_size
-    watch = pc.LogWatch()
-    first = report(srun_report(bundle, "node1"))
-    assert outcome_of(watch, "node1", first["job"])["outcome"] == "staged"
+def tree_job(workdir, bundle):
+    """A 3-node batch job over the tree, held until the shared file system's counters are reset
+    (submission checks the bundle too): its id, the counters, and the tasks' sys.prefix."""
     out = pc.as_user(["sbatch", "--hold", "--parsable", "-N3", "--ntasks-per-node=1",
                       f"--pybundle={bundle}", "-o", f"{workdir}/%j.out", "--wrap",
                       "srun python3 -c 'import sys; print(sys.prefix)'"], cwd=workdir)
@@ -237,11 +234,31 @@ def test_a_tree_cached_on_some_nodes_does_not_make_the_others_read_again(workdir
     subprocess.run(["scontrol", "release", job], env=pc.slurm_env(), check=True)
     assert pc.wait_job_end(int(job), timeout=180) == "COMPLETED"
     stats = pc.shared_fs_stats()
-    assert stats["read_bytes_by_path"].get(bundle.name, 0) == size, stats
-    assert stats["opens_by_path"].get(bundle.name, 0) == 1, stats
-    for node in pc.node_names():
-        f = outcome_of(watch, node, job)
-        assert f["mode"] == "tree" and f["outcome"] == "staged", (node, f)
+    prefixes = (workdir / f"{job}.out").read_text().split()
+    return job, stats, prefixes
+
+
+def test_a_tree_cached_on_some_nodes_relays_and_the_bundle_is_read_once(workdir):
+    """Over the tree a node that has the tree cached passes the stream on to the nodes below
+    without extracting it; the others extract it into the cache. The bundle is read once per
+    job whichever nodes have it, and a job whose nodes all have it runs from the cache on each."""
+    bundle = pc.SHARED / make_bundle("fanout.tar.zst").name
+    size = (pc.SHARED_SRC / "fanout.tar.zst").stat().st_size
+    watch = pc.LogWatch()
+    first = report(srun_report(bundle, "node1"))
+    assert outcome_of(watch, "node1", first["job"])["outcome"] == "staged"
+    view = re.compile(r"/dev/shm/pylaunch/\.view/[0-9a-f]{64}/t")
+    for cached_before in (["node1"], pc.node_names()):
+        job, stats, prefixes = tree_job(workdir, bundle)
+        assert stats["read_bytes_by_path"].get(bundle.name, 0) == size, stats
+        assert stats["opens_by_path"].get(bundle.name, 0) == 1, stats
+        for node in pc.node_names():
+            f = outcome_of(watch, node, job)
+            want = "cached" if node in cached_before else "staged"
+            assert f["mode"] == "tree" and f["outcome"] == want, (node, f)
+        assert len(prefixes) == 3 and all(view.fullmatch(p) for p in prefixes), prefixes
+        # One tree per node: the cached one, the same name everywhere (the user's, same bundle).
+        assert len(set(prefixes)) == 1, prefixes
 
 
 def cache_command(node, *args):
