@@ -470,6 +470,21 @@ def ints(text):
     return [int(x) for x in str(text).split(",") if x]
 
 
+def redraw(args, out_json, out_png, derive, plot, markdown):
+    """--plot-only / --markdown: the PNG or the README table again from the JSON, its figures
+    derived by the code as it is now (not by the code that wrote the JSON). True when asked."""
+    if not (args.plot_only or args.markdown):
+        return False
+    with open(out_json) as f:
+        res = json.load(f)
+    derive(res)
+    if args.plot_only:
+        plot(res, out_png)
+    else:
+        print(markdown(res))
+    return True
+
+
 def save_json(path, res):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

@@ -605,11 +605,7 @@ def main():
     if cipher and cipher["measured"] and "tree-nocipher" not in modes:
         modes.insert(modes.index("tree") + 1 if "tree" in modes else 0, "tree-nocipher")
     out_json, out_png = os.path.join(args.out, "fanout.json"), os.path.join(args.out, "fanout.png")
-    if args.plot_only or args.markdown:
-        with open(out_json) as f:
-            res = json.load(f)
-        derive(res)  # the figures follow the code, not the code that wrote the JSON
-        plot(res, out_png) if args.plot_only else print(markdown(res))
+    if bl.redraw(args, out_json, out_png, derive, plot, markdown):
         return
     cores = os.cpu_count()
     points = plan_points(args, modes, comps, storages)

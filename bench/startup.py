@@ -366,14 +366,7 @@ def main():
     args = ap.parse_args()
     args.cases = args.cases.split(",")
     out_json, out_png = os.path.join(args.out, "startup.json"), os.path.join(args.out, "startup.png")
-    if args.plot_only or args.markdown:
-        with open(out_json) as f:
-            res = json.load(f)
-        derive(res)  # the figures follow the code, not the code that wrote the JSON
-        if args.plot_only:
-            plot(res, out_png)
-        else:
-            print(markdown(res))
+    if bl.redraw(args, out_json, out_png, derive, plot, markdown):
         return
 
     points = expand_points(args)
