@@ -160,7 +160,8 @@ static int read_u64(const char *dir, const char *name, uint64_t *value)
 		return -1;
 	rc = fscanf(f, "%llu", &v) == 1 ? 0 : -1;
 	fclose(f);
-	*value = v;
+	if (rc == 0)
+		*value = v;
 	return rc;
 }
 

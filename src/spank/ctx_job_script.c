@@ -134,14 +134,9 @@ static void job_peers(const struct job_script *js, struct pl_stage_peers *peers)
  * cgroup only where Slurm will set no limit on it: job_cgroup.h). Without a cgroup plugin it
  * stays in slurmd's; a job cgroup that cannot be made is logged and the staging goes on
  * without it (the node is fine, the job only loses the containment). */
-static bool join_memory_cgroup(void)
-{
-	return !pl_cgroup_conf_limits_memory(env_or("SLURM_CONF", "/etc/slurm/slurm.conf"));
-}
-
 static void join_job_cgroup(struct job_script *js)
 {
-	bool memory = join_memory_cgroup();
+	bool memory = !pl_cgroup_conf_limits_memory(env_or("SLURM_CONF", "/etc/slurm/slurm.conf"));
 	char why[PL_ERRLEN] = "";
 
 	if (pl_job_cgroup_prepare(PL_CGROUP_MOUNT, js->node, js->user.uid, js->job_id, memory,
@@ -256,6 +251,7 @@ static void epilog_in_root_child(spank_t sp, int ac, char **av)
 	long long deadline = pl_purge_now_ms() + 1000LL * (pl_plugin_config()->epilog_timeout + 5);
 	struct timespec pause = {0, 50 * 1000 * 1000};
 	pid_t pid = fork();
+	pid_t reaped;
 	int status;
 
 	if (pid < 0) {
@@ -268,8 +264,6 @@ static void epilog_in_root_child(spank_t sp, int ac, char **av)
 		pl_job_script_epilog(sp, ac, av);
 		_exit(0);
 	}
-	pid_t reaped;
-
 	while ((reaped = waitpid(pid, &status, WNOHANG)) == 0 && pl_purge_now_ms() < deadline)
 		nanosleep(&pause, NULL);
 	if (reaped != 0)
@@ -292,6 +286,11 @@ void pl_job_script_extern_step_exit(spank_t sp, int ac, char **av)
 	struct pl_slurm_facts slurm;
 	uint32_t step_id = 0;
 
+#ifndef PROLOG_FLAG_RUN_IN_JOB
+	/* Before 24.05 there is no RunInJob, and the facts may cost a child reading slurm.conf. */
+	(void)sp, (void)ac, (void)av, (void)slurm, (void)step_id;
+	return;
+#endif
 	if (spank_get_item(sp, S_JOB_STEPID, &step_id) != ESPANK_SUCCESS ||
 	    step_id != SLURM_EXTERN_CONT)
 		return;

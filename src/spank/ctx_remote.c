@@ -40,7 +40,6 @@ static struct {
 	struct pl_stage_result stage;
 	char where[320];
 	char node[256];
-	struct pl_job_cgroup cgroup; /* where the staging's user work runs, if anywhere */
 } step;
 
 int pl_remote_init(spank_t sp, int ac, char **av)
@@ -139,17 +138,14 @@ static void step_peers(spank_t sp, struct pl_stage_peers *peers, char *nodelist,
 	peers->no_tree = check_step_nodelist(sp, peers->nodelist, node_id);
 }
 
-/* Root, in slurmstepd, before any task: the job's prolog staged these bundles
- * already, or this is a step inside an allocation that names others (staged
- * now, once per node, for this and later steps). */
 /* Kept free under the job's memory limit for slurmstepd and the tasks' start. */
 #define PL_STEPD_MEMORY_RESERVE (16ULL << 20)
 
 /* The site's caps, and the room left under the job's memory limit where the staging is charged
  * to it: a tree that does not fit fails with a reason rather than leave no memory to the step. */
-static bool cap_to_job_memory(struct pl_config *cfg)
+static bool cap_to_job_memory(const struct pl_job_cgroup *cg, struct pl_config *cfg)
 {
-	uint64_t room = pl_job_cgroup_memory_room(&step.cgroup, PL_STEPD_MEMORY_RESERVE);
+	uint64_t room = pl_job_cgroup_memory_room(cg, PL_STEPD_MEMORY_RESERVE);
 
 	*cfg = *pl_plugin_config();
 	if (room >= cfg->stage_max_size)
@@ -171,12 +167,16 @@ static void explain_memory_cap(const struct pl_config *cfg)
 		 cfg->stage_max_size >> 20, PL_STEPD_MEMORY_RESERVE >> 20);
 }
 
+/* Root, in slurmstepd, before any task: the job's prolog staged these bundles
+ * already, or this is a step inside an allocation that names others (staged
+ * now, once per node, for this and later steps). */
 static void stage_step(spank_t sp)
 {
 	struct pl_stage_peers peers;
 	char nodelist[PL_ENV_VALUE_MAX];
 	struct pl_user user = {(uid_t)-1, (gid_t)-1, NULL};
 	char key[PL_KEY_LEN + 1];
+	struct pl_job_cgroup cgroup;
 	struct pl_config cfg;
 	uint32_t job_id = 0;
 	bool memory_capped;
@@ -186,9 +186,9 @@ static void stage_step(spank_t sp)
 	spank_get_item(sp, S_JOB_GID, &user.gid);
 	/* The job's memory limit exists already where its memory cgroup does (RunInJob's extern
 	 * step made it, or an earlier step): the staged pages are the job's, under its --mem. */
-	pl_job_cgroup_existing_memory(PL_CGROUP_MOUNT, step.node, user.uid, job_id, &step.cgroup);
-	user.cgroup = step.cgroup.n ? &step.cgroup : NULL;
-	memory_capped = cap_to_job_memory(&cfg);
+	pl_job_cgroup_existing_memory(PL_CGROUP_MOUNT, step.node, user.uid, job_id, &cgroup);
+	user.cgroup = cgroup.n ? &cgroup : NULL;
+	memory_capped = cap_to_job_memory(&cgroup, &cfg);
 	step_key(key);
 	step_peers(sp, &peers, nodelist, sizeof(nodelist));
 	if (pl_stage_ensure(&cfg, job_id, &user, step.job.pybundle, key, &peers, &step.stage) < 0) {

@@ -295,8 +295,7 @@ static void stage_tree_cached(const struct pl_config *cfg, int basefd, struct pl
 		pl_cache_end(cfg, &t, res->ok, res->message);
 		return;
 	}
-	snprintf(res->root, sizeof(res->root), "%s", t.root);
-	res->ok = true;
+	res->ok = true; /* the relay's fate is its children's: this node has its tree */
 	snprintf(res->message, sizeof(res->message), "%s", t.summary);
 	r->outcome = "cached";
 	pl_cache_done(&t);
