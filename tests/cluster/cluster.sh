@@ -548,6 +548,17 @@ start_holders() {
 	local i
 	for ((i = 1; i <= NODES; i++)); do start_holder "$i"; done
 	wait_until 20 "the node namespaces" holders_ready
+	lift_mntns_ids
+}
+
+# Linux 6.18 numbers namespaces from per-CPU batches and refuses to bind a job's mount namespace
+# that numbers below slurmstepd's (the holder's): job_container/tmpfs then fails on one CPU
+# ("ns base mount failed: Invalid argument"). mntns_ids.py says why and what it does.
+lift_mntns_ids() {
+	local i pids=()
+	for ((i = 1; i <= NODES; i++)); do pids+=("$(holder_pid "node$i")"); done
+	/usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/mntns_ids.py" "${pids[@]}" >&2 ||
+		die "could not order the mount namespace ids after the nodes'"
 }
 
 start_slurmd() {
