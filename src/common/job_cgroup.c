@@ -176,6 +176,60 @@ uint64_t pl_job_cgroup_memory_room(const struct pl_job_cgroup *cg, uint64_t rese
 	return limit > usage + reserve ? limit - usage - reserve : 0;
 }
 
+int pl_cgroup2_self_path(const char *proc_cgroup, char *path, size_t len)
+{
+	char line[PATH_MAX + 8];
+	FILE *f = fopen(proc_cgroup, "re");
+	int rc = -1;
+
+	if (!f)
+		return -1;
+	while (rc < 0 && fgets(line, sizeof(line), f)) {
+		/* "/.." leads out of a cgroup namespace: not a path under our mount. */
+		if (strncmp(line, "0::/", 4) != 0 || strstr(line, "/.."))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		rc = (size_t)snprintf(path, len, "%s", line + 3) < len ? 0 : -1;
+	}
+	fclose(f);
+	return rc;
+}
+
+/* A level's room under its memory.max; UINT64_MAX where it has none ("max", or no memory
+ * controller there and so no files). */
+static uint64_t level_room(const char *dir, uint64_t reserve)
+{
+	uint64_t max, current;
+
+	if (read_u64(dir, "memory.max", &max) < 0 || read_u64(dir, "memory.current", &current) < 0)
+		return UINT64_MAX;
+	return max > current + reserve ? max - current - reserve : 0;
+}
+
+uint64_t pl_cgroup2_memory_room(const char *mount, const char *self, uint64_t reserve)
+{
+	char dir[PATH_MAX];
+	size_t root_len = strlen(mount);
+	uint64_t room = UINT64_MAX;
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s/cgroup.controllers", mount);
+	if (self[0] != '/' || access(dir, F_OK) < 0)
+		return UINT64_MAX;
+	if ((size_t)snprintf(dir, sizeof(dir), "%s%s", mount, self) >= sizeof(dir))
+		return UINT64_MAX;
+	/* Every level up to the root's child: Slurm limits the job's level and the step's user
+	 * level, a site may limit others (a slice), and the tightest is what the pages meet. */
+	while (strlen(dir) > root_len) {
+		uint64_t r = level_room(dir, reserve);
+
+		room = r < room ? r : room;
+		slash = strrchr(dir, '/');
+		*slash = '\0';
+	}
+	return room;
+}
+
 static int join_one(const char *dir, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16];

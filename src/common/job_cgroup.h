@@ -60,6 +60,16 @@ void pl_job_cgroup_existing_memory(const char *mount, const char *node, uid_t ui
  * the step's slurmstepd, which lives under the same limit, no memory at all. */
 uint64_t pl_job_cgroup_memory_room(const struct pl_job_cgroup *cg, uint64_t reserve);
 
+/* cgroup v2: the calling process's cgroup, from proc_cgroup (/proc/self/cgroup) - its "0::"
+ * path, relative to the mount. 0, or -1 where there is none (v1 only) or it lies outside. */
+int pl_cgroup2_self_path(const char *proc_cgroup, char *path, size_t len);
+
+/* cgroup v2 (mount is a cgroup2 root, else UINT64_MAX): the room under the tightest
+ * memory.max among self (from pl_cgroup2_self_path) and its ancestors, less reserve, as
+ * pl_job_cgroup_memory_room. A step's slurmstepd lives in the job's cgroup on v2 (in
+ * job_<id>/step_<n>/slurm), so what it stages is charged to the job without a move. */
+uint64_t pl_cgroup2_memory_room(const char *mount, const char *self, uint64_t reserve);
+
 /* In the child, as root: moves the calling process into each directory. -1 with err at the
  * first that refuses. */
 int pl_job_cgroup_join(const struct pl_job_cgroup *cg, char *err, size_t errlen);

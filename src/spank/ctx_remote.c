@@ -143,9 +143,20 @@ static void step_peers(spank_t sp, struct pl_stage_peers *peers, char *nodelist,
 
 /* The site's caps, and the room left under the job's memory limit where the staging is charged
  * to it: a tree that does not fit fails with a reason rather than leave no memory to the step. */
+static uint64_t job_memory_room(const struct pl_job_cgroup *cg)
+{
+	char self[PATH_MAX];
+
+	if (cg->n)
+		return pl_job_cgroup_memory_room(cg, PL_STEPD_MEMORY_RESERVE);
+	if (pl_cgroup2_self_path("/proc/self/cgroup", self, sizeof(self)) < 0)
+		return UINT64_MAX;
+	return pl_cgroup2_memory_room(PL_CGROUP_MOUNT, self, PL_STEPD_MEMORY_RESERVE);
+}
+
 static bool cap_to_job_memory(const struct pl_job_cgroup *cg, struct pl_config *cfg)
 {
-	uint64_t room = pl_job_cgroup_memory_room(cg, PL_STEPD_MEMORY_RESERVE);
+	uint64_t room = job_memory_room(cg);
 
 	*cfg = *pl_plugin_config();
 	if (room >= cfg->stage_max_size)
@@ -185,7 +196,8 @@ static void stage_step(spank_t sp)
 	spank_get_item(sp, S_JOB_UID, &user.uid);
 	spank_get_item(sp, S_JOB_GID, &user.gid);
 	/* The job's memory limit exists already where its memory cgroup does (RunInJob's extern
-	 * step made it, or an earlier step): the staged pages are the job's, under its --mem. */
+	 * step made it, or an earlier step): the staged pages are the job's, under its --mem. On
+	 * cgroup v2 this slurmstepd is in the job's cgroup already, and so is what it forks. */
 	pl_job_cgroup_existing_memory(PL_CGROUP_MOUNT, step.node, user.uid, job_id, &cgroup);
 	user.cgroup = cgroup.n ? &cgroup : NULL;
 	memory_capped = cap_to_job_memory(&cgroup, &cfg);

@@ -731,6 +731,58 @@ static void test_step_finds_the_jobs_memory_cgroup_and_its_room(void **state)
 	assert_true(pl_job_cgroup_memory_room(&cg, 16 << 20) == UINT64_MAX);
 }
 
+/* cgroup v2: a step's own cgroup from /proc/self/cgroup, and the tightest room among it and
+ * its ancestors (Slurm's job level, a step's, a site's slice); none on a v1 mount. */
+static void test_v2_step_room_is_the_tightest_limit_above_it(void **state)
+{
+	const char *job = "/system.slice/n1_slurmstepd.scope/job_81";
+	char mount[512], dir[900], file[1000], self[600];
+
+	(void)state;
+	snprintf(file, sizeof(file), "%s/proc-cgroup", tmp);
+	write_text(file, "12:memory:/slurm/uid_1000/job_81\n0::/\n");
+	assert_int_equal(pl_cgroup2_self_path(file, self, sizeof(self)), 0);
+	assert_string_equal(self, "/");
+	write_text(file, "0::/../outside\n");
+	assert_int_equal(pl_cgroup2_self_path(file, self, sizeof(self)), -1);
+	write_text(file, "1:name=systemd:/\n");
+	assert_int_equal(pl_cgroup2_self_path(file, self, sizeof(self)), -1);
+	snprintf(dir, sizeof(dir), "0::%s/step_0/slurm\n", job);
+	write_text(file, dir);
+	assert_int_equal(pl_cgroup2_self_path(file, self, sizeof(self)), 0);
+	snprintf(dir, sizeof(dir), "%s/step_0/slurm", job);
+	assert_string_equal(self, dir);
+
+	snprintf(mount, sizeof(mount), "%s/cg2", tmp);
+	snprintf(dir, sizeof(dir), "mkdir -p %s%s/step_0/slurm", mount, job);
+	assert_int_equal(system(dir), 0);
+	/* Not a cgroup2 root (no cgroup.controllers): no room to speak of. */
+	assert_true(pl_cgroup2_memory_room(mount, self, 0) == UINT64_MAX);
+	fake_file(mount, "cgroup.controllers");
+	assert_true(pl_cgroup2_memory_room(mount, self, 0) == UINT64_MAX); /* no limit anywhere */
+	snprintf(dir, sizeof(dir), "%s%s", mount, job);
+	snprintf(file, sizeof(file), "%s/memory.max", dir);
+	write_text(file, "536870912\n");
+	snprintf(file, sizeof(file), "%s/memory.current", dir);
+	write_text(file, "3145728\n");
+	assert_true(pl_cgroup2_memory_room(mount, self, 16 << 20) == (512u - 3 - 16) << 20);
+	/* The scope above says "max": no tighter. A slice above with less room: that one. */
+	snprintf(file, sizeof(file), "%s/system.slice/n1_slurmstepd.scope/memory.max", mount);
+	write_text(file, "max\n");
+	snprintf(file, sizeof(file), "%s/system.slice/n1_slurmstepd.scope/memory.current", mount);
+	write_text(file, "900000000\n");
+	assert_true(pl_cgroup2_memory_room(mount, self, 16 << 20) == (512u - 3 - 16) << 20);
+	snprintf(file, sizeof(file), "%s/system.slice/memory.max", mount);
+	write_text(file, "1073741824\n");
+	snprintf(file, sizeof(file), "%s/system.slice/memory.current", mount);
+	write_text(file, "1040187392\n"); /* 992 MiB of 1 GiB */
+	assert_true(pl_cgroup2_memory_room(mount, self, 16 << 20) == 16u << 20);
+	snprintf(file, sizeof(file), "%s/memory.current", dir);
+	write_text(file, "536870912\n"); /* the job's level full */
+	assert_true(pl_cgroup2_memory_room(mount, self, 16 << 20) == 0);
+	assert_true(pl_cgroup2_memory_room(mount, "relative", 0) == UINT64_MAX);
+}
+
 static void test_cgroup_conf_says_whether_slurm_limits_memory(void **state)
 {
 	char dir[512], conf[600], cgconf[600];
@@ -771,6 +823,7 @@ int main(void)
 	    cmocka_unit_test(test_users_processes_cannot_read_the_works_memory),
 	    cmocka_unit_test(test_job_cgroup_without_memory_when_slurm_limits_it),
 	    cmocka_unit_test(test_step_finds_the_jobs_memory_cgroup_and_its_room),
+	    cmocka_unit_test(test_v2_step_room_is_the_tightest_limit_above_it),
 	    cmocka_unit_test(test_cgroup_conf_says_whether_slurm_limits_memory),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
