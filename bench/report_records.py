@@ -20,7 +20,7 @@ import gzip
 import json
 import os
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 # (package, share of Python jobs importing it, largest node count seen, versions)
 PACKAGES = [

@@ -25,7 +25,6 @@ Run as root: bench/run startup [options]  ->  bench/results/startup.{json,png}
 """
 import argparse
 import contextlib
-import json
 import os
 import resource
 import statistics

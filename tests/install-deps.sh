@@ -7,6 +7,7 @@ packages=(
 	build-essential autoconf automake libtool pkg-config
 	libslurm-dev libarchive-dev libyaml-dev libmunge-dev libcmocka-dev libssl-dev
 	valgrind clang-format python3 python3-pytest
+	pyflakes3 # the format step: unused imports and names in the Python of tests/, bench/, share/
 	tar zstd xz-utils bzip2 lz4 strace
 	python3-numpy python3-scipy python3-matplotlib rsyslog
 	libfuse3-dev fuse3 util-linux iproute2

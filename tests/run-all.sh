@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as root on a fresh Debian 12 machine:
-#   format check, unit tests under ASan/UBSan, the same under valgrind, the
+#   format check (clang-format, pyflakes), unit tests under ASan/UBSan, the same under valgrind, the
 #   monitor hook's tests, pylaunch-report's tests, make distcheck, a compile check against the headers of the
 #   Slurm releases between those tested, and the integration tests on a real multi-node
 #   Slurm of each release in RELEASES.
@@ -48,6 +48,7 @@ autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 
 step "format"
 clang-format --dry-run -Werror $(find src -name '*.[ch]') tests/unit/*.c
+pyflakes3 tests bench share contrib
 
 step "a private munged for the unit tests of MUNGE credentials"
 munge_dir=$(mktemp -d /run/pylaunch-unit-munge.XXXXXX)

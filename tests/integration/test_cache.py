@@ -4,12 +4,9 @@ the shared file system; changed content is staged anew; users never share a tree
 evict the least recently used tree, never one in use; a job cannot change what the next one
 trusts; the site empties a user's trees with `pylaunch cache purge --user`."""
 import os
-import pwd
 import re
 import shutil
 import subprocess
-import textwrap
-import time
 
 import pytest
 

@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-import bundles as bd
 import condapack as cp
 import plcluster as pc
 

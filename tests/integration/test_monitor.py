@@ -2,9 +2,7 @@
 imports into the node-local spool, killed ones included; the epilog sends one
 record per job and node to the sinks and removes the spool."""
 import json
-import os
 import re
-import socket
 import subprocess
 import textwrap
 

@@ -3,7 +3,6 @@ user, Python starts from the node-local copy, bad bundles fail the job (never
 the node) with a precise reason, and the epilog leaves nothing behind."""
 import json
 import re
-import stat
 import subprocess
 import tarfile
 import textwrap
@@ -69,7 +68,7 @@ def test_staged_tree_belongs_to_the_user_mode_0700(workdir, env_bundle):
 
 
 def test_layers_overwrite_in_order_and_a_directory_is_mirrored(workdir, env_bundle):
-    overlay = bd.tar_entries(workdir / "overlay.tar.gz", [
+    bd.tar_entries(workdir / "overlay.tar.gz", [
         bd.file_entry(f"{bd.SITE}/pylaunch_probe.py", b"WHERE = 'overlay'\n")])
     app = workdir / "app"
     app.mkdir()
@@ -109,7 +108,7 @@ def test_conda_pack_bundle_unpacks_once_per_node_and_shebangs_work(workdir, env_
         echo "$(hostname) $(id -un)" >> "$(dirname "$0")/../unpacked"
         """).encode()
     tool = b"#!/usr/bin/env python3\nimport sys; print('tool runs', sys.prefix)\n"
-    extra = bd.tar_entries(workdir / "conda.tar.gz", [
+    bd.tar_entries(workdir / "conda.tar.gz", [
         bd.file_entry("bin/conda-unpack", unpack, 0o755),
         bd.file_entry("bin/mytool", tool, 0o755)])
     out = pc.as_user(["srun", "-N2", "--ntasks-per-node=2", f"--pybundle={env_bundle},conda.tar.gz",
@@ -133,7 +132,7 @@ def test_set_id_bits_are_stripped(workdir):
 # ---------------------------------------------------------------- inside an allocation
 
 def test_steps_inside_an_allocation_stage_reuse_and_separate(workdir, env_bundle):
-    other = bd.tar_entries(workdir / "other.tar.gz", [bd.file_entry("marker", b"other\n")])
+    bd.tar_entries(workdir / "other.tar.gz", [bd.file_entry("marker", b"other\n")])
     script = workdir / "steps.sh"
     script.write_text(textwrap.dedent(f"""\
         #!/bin/sh

@@ -4,7 +4,6 @@ a time limit or a lost epilog."""
 import json
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import time

@@ -1,7 +1,6 @@
 """Site-provided named bundles (issue 14): --pybundle=@NAME from the site's bundles:, and the
 policy of a default bundle for steps of at least policy.min_nodes nodes that run Python, with
 --pybundle=no to opt out."""
-import os
 import shutil
 import tempfile
 import pathlib

@@ -3,7 +3,6 @@ whatever the node count, every node's tree is the archive's content, faults of a
 (killed, stopped, cut off) end in re-attachment or the direct path and never in a hang or a
 drained node, foreign connections are refused, a corrupted stream is detected."""
 import hashlib
-import json
 import math
 import os
 import pathlib

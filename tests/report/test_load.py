@@ -1,7 +1,6 @@
 """store.py and `pylaunch-report load`: incremental, duplicates, malformed lines, gzip, syslog."""
 import gzip
 import json
-import os
 import shutil
 
 from conftest import cli, rec, write_lines

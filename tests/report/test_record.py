@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import BASE, REPO, pkg, rec
+from conftest import REPO, pkg, rec
 from pylaunch_report import record
 
 

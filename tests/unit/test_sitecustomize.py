@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 
@@ -502,7 +501,7 @@ def test_flags_disable_monitoring(job, flag):
 
 @pytest.mark.parametrize('value', ['0', 'no', 'OFF', 'false'])
 def test_environment_opt_out(job, value):
-    result = same_behaviour(DEBIAN, job, ['-c', 'import sys; print(len(sys.meta_path))'],
+    same_behaviour(DEBIAN, job, ['-c', 'import sys; print(len(sys.meta_path))'],
                             PYLAUNCH_MONITOR=value)
     assert job.logs() == []
 
