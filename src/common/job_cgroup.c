@@ -109,8 +109,8 @@ int pl_job_cgroup_prepare(const char *mount, const char *node, uid_t uid, uint32
 	cg->n = 0;
 	snprintf(path, sizeof(path), "%s/cgroup.controllers", mount);
 	if (access(path, F_OK) == 0) {
-		snprintf(err, errlen, "cgroup v2 at %s: not supported, the work stays in slurmd's",
-			 mount);
+		snprintf(err, errlen, "cgroup v2 at %s, where %s", mount,
+			 "Slurm makes the job's cgroup after the prolog");
 		return 0;
 	}
 	if (!node || !*node || strchr(node, '/') ||

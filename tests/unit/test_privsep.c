@@ -589,7 +589,8 @@ static void test_job_cgroup_none_without_slurm_or_on_v2(void **state)
 	assert_int_equal(
 	    pl_job_cgroup_prepare(mount, "n1", nobody.uid, 79, true, &cg, err, sizeof(err)), 0);
 	assert_int_equal(cg.n, 0);
-	assert_non_null(strstr(err, "cgroup v2"));
+	assert_non_null(strstr(err, "cgroup v2 at"));
+	assert_non_null(strstr(err, "makes the job's cgroup after the prolog"));
 }
 
 /* ---------------------------------------------------------------- the work's memory */
