@@ -141,8 +141,8 @@ static void step_peers(spank_t sp, struct pl_stage_peers *peers, char *nodelist,
 /* Kept free under the job's memory limit for slurmstepd and the tasks' start. */
 #define PL_STEPD_MEMORY_RESERVE (16ULL << 20)
 
-/* The site's caps, and the room left under the job's memory limit where the staging is charged
- * to it: a tree that does not fit fails with a reason rather than leave no memory to the step. */
+/* v1: the job's memory cgroup where the staging joins it; v2: this slurmstepd's own cgroup,
+ * which is inside the job's. */
 static uint64_t job_memory_room(const struct pl_job_cgroup *cg)
 {
 	char self[PATH_MAX];
@@ -154,6 +154,8 @@ static uint64_t job_memory_room(const struct pl_job_cgroup *cg)
 	return pl_cgroup2_memory_room(PL_CGROUP_MOUNT, self, PL_STEPD_MEMORY_RESERVE);
 }
 
+/* The site's caps, and the room left under the job's memory limit where the staging is charged
+ * to it: a tree that does not fit fails with a reason rather than leave no memory to the step. */
 static bool cap_to_job_memory(const struct pl_job_cgroup *cg, struct pl_config *cfg)
 {
 	uint64_t room = job_memory_room(cg);
