@@ -26,7 +26,7 @@ pytestmark = pytest.mark.tree
 TREE_CONFIG = pc.GOOD_CONFIG + """\
 tree:
   fanout: {fanout}
-  connect_timeout: 2s
+  connect_timeout: {connect_timeout}
   stall_timeout: 3s
 """
 
@@ -57,8 +57,8 @@ def sixteen_nodes():
         pytest.fail(f"the tree tests need NODES=16 (this cluster has {pc.NODES})")
 
 
-def tree_config(fanout=8):
-    pc.write_site_config(TREE_CONFIG.format(fanout=fanout))
+def tree_config(fanout=8, connect_timeout="2s"):
+    pc.write_site_config(TREE_CONFIG.format(fanout=fanout, connect_timeout=connect_timeout))
 
 
 def archive_manifest(archive, tmp_path):
@@ -234,7 +234,7 @@ def test_the_direct_path_counts_what_it_reads(workdir, env_bundle):
     """tree.enabled: no: every node reads the bundle itself and says how much on its stage line.
     (slowfs sees the three opens; the bytes it serves once: the nodes share the kernel's page
     cache of the mount.)"""
-    pc.write_site_config(TREE_CONFIG.format(fanout=2) + "  enabled: no\n")
+    pc.write_site_config(TREE_CONFIG.format(fanout=2, connect_timeout="2s") + "  enabled: no\n")
     watch = pc.LogWatch()
     job = sbatch_held(workdir, 3, pc.SHARED / env_bundle.name, "srun true")
     pc.shared_fs_stats(reset=True)
@@ -271,8 +271,7 @@ def release_with_skew(job, late, seconds):
 def test_prologs_seconds_apart_are_all_served_by_the_tree(workdir, large_bundle):
     """fan-out 2 over 8 nodes: node3 (a child of the root, parent of node6 and node7) and node8
     (a leaf below node4) start 2.5 s late, within tree.connect_timeout (5 s)."""
-    pc.write_site_config(TREE_CONFIG.format(fanout=2).replace("connect_timeout: 2s",
-                                                              "connect_timeout: 5s"))
+    tree_config(2, connect_timeout="5s")
     watch = pc.LogWatch()
     job = sbatch_held(workdir, 8, pc.SHARED / large_bundle.name, "srun true")
     pc.shared_fs_stats(reset=True)
@@ -306,8 +305,7 @@ def test_two_jobs_on_the_same_nodes_fan_out_side_by_side(workdir, env_bundle):
     16 was once not staged by the tree with a 2 s connect deadline): the deadline here is one a
     loaded site would set. The skew itself is
     test_prologs_seconds_apart_are_all_served_by_the_tree's."""
-    pc.write_site_config(TREE_CONFIG.format(fanout=2).replace("connect_timeout: 2s",
-                                                              "connect_timeout: 10s"))
+    tree_config(2, connect_timeout="10s")
     watch = pc.LogWatch()
     shared = pc.SHARED / env_bundle.name
     jobs = [sbatch_held(workdir, 16, shared, "srun true") for _ in range(2)]
@@ -808,8 +806,7 @@ def test_a_squatter_substituting_its_own_stream_gets_nothing_run(workdir, marked
     # The squatter relays the HELLO, waits up to 3 s for node1's answer and runs munge(1) before
     # it answers: under CI's load that outlasted a 2 s connect deadline, node2 gave up on it
     # before its OPEN came, and the credential check this test is about was never reached.
-    pc.write_site_config(TREE_CONFIG.format(fanout=8).replace("connect_timeout: 2s",
-                                                              "connect_timeout: 10s"))
+    tree_config(8, connect_timeout="10s")
     watch = pc.LogWatch()
     job = sbatch_held(workdir, 2, pc.SHARED / marked_app.name,
                       "srun sha256sum $PYLAUNCH_ROOT/secret.txt")
